@@ -1,0 +1,21 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="tunrelay",
+    version="0.1.0",
+    description="Twisted-based tun/tap relay: link hosts over TCP, UDP or raw Ethernet",
+    python_requires=">=3.9",
+    packages=find_packages(include=["tunrelay", "tunrelay.*"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/tunrelay_plugin.py"]},
+    install_requires=[
+        "twisted>=22.10",
+        "pyroute2>=0.7",
+        "cryptography>=41",
+        "pyyaml>=6",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6", "scapy>=2.5"],
+        "bench": ["matplotlib"],
+    },
+    entry_points={"console_scripts": ["tunrelay = tunrelay.cli:main"]},
+)
