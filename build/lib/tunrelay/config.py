@@ -1,0 +1,333 @@
+"""YAML configuration -> frozen dataclasses, with every error naming its key path and line.
+
+The file is composed into YAML nodes first (not straight into Python values) so each value
+keeps the line it came from. Validation walks the node tree with a small reader that
+records every problem as ``file:line: key.path: problem`` and carries on, so one run of
+``tunrelay check`` reports all mistakes. Unknown keys are errors: a misspelt option must
+never be silently ignored on a VPN.
+"""
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import yaml
+
+from tunrelay import endpoints
+from tunrelay.constants import (
+    DEFAULT_CONTROL_SOCKET,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MTU,
+    MAX_FRAME_SIZE,
+    MAX_MTU,
+    MIN_FRAME_SIZE,
+    MIN_MTU,
+)
+
+__all__ = ["ConfigError", "InterfaceConfig", "PeerConfig", "RelayConfig", "load", "parse"]
+
+IFNAMSIZ = 16  # kernel limit including the terminating NUL
+
+
+class ConfigError(Exception):
+    """One or more configuration problems; ``str()`` is one line per problem."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class InterfaceConfig:
+    name: str = "tr0"
+    mode: str = "tun"
+    mtu: int = DEFAULT_MTU
+    addresses: Tuple[ipaddress._BaseNetwork, ...] = ()  # ip_interface objects
+    routes: Tuple[ipaddress._BaseNetwork, ...] = ()
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    name: str
+    public_key: Optional[str] = None
+    endpoint: Optional[endpoints.Endpoint] = None
+    allowed_ips: Tuple[ipaddress._BaseNetwork, ...] = ()
+    keepalive: Optional[float] = None
+    preshared_key_file: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    interface: InterfaceConfig
+    plaintext: bool = False
+    private_key_file: Optional[str] = None
+    control_socket: str = ""
+    listen: Tuple[endpoints.Endpoint, ...] = ()
+    peers: Tuple[PeerConfig, ...] = ()
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_frame_size: int = MAX_FRAME_SIZE
+    forward_between_peers: bool = True
+    source: str = field(default="<string>", compare=False)
+
+
+class _Reader:
+    """Reads typed values out of YAML nodes, collecting problems instead of stopping."""
+
+    def __init__(self, source):
+        self.source = source
+        self.problems = []
+        self._scalars = yaml.SafeLoader("")
+
+    def problem(self, node, path, message):
+        line = node.start_mark.line + 1 if node is not None else 1
+        self.problems.append("%s:%d: %s: %s" % (self.source, line, path or "(top)", message))
+
+    def value(self, node):
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalars.construct_object(node)
+        return None
+
+    def mapping(self, node, path, known):
+        """Return {key: value node} for a mapping node, reporting unknown and repeated keys."""
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, path, "must be a mapping")
+            return {}
+        result = {}
+        for key_node, value_node in node.value:
+            key = self.value(key_node)
+            key_path = "%s.%s" % (path, key) if path else str(key)
+            if key not in known:
+                self.problem(key_node, key_path, "unknown key (known: %s)" % ", ".join(sorted(known)))
+            elif key in result:
+                self.problem(key_node, key_path, "given twice")
+            else:
+                result[key] = value_node
+        return result
+
+    def sequence(self, node, path):
+        if isinstance(node, yaml.ScalarNode) and self.value(node) is None:
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, path, "must be a list")
+            return []
+        return node.value
+
+    def string(self, node, path):
+        value = self.value(node)
+        if not isinstance(value, str) or not value:
+            self.problem(node, path, "must be a non-empty string")
+            return None
+        return value
+
+    def boolean(self, node, path):
+        value = self.value(node)
+        if not isinstance(value, bool):
+            self.problem(node, path, "must be true or false")
+            return None
+        return value
+
+    def number(self, node, path, low, high, integer=True):
+        value = self.value(node)
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            self.problem(node, path, "must be %s from %s to %s" % ("an integer" if integer else "a number", low, high))
+            return None
+        return value
+
+    def parsed(self, node, path, parser):
+        """Apply ``parser`` to a string value, turning ValueError into a problem."""
+        text = self.value(node)
+        if not isinstance(text, str):
+            text = str(text) if text is not None else ""
+        try:
+            return parser(text)
+        except ValueError as error:
+            self.problem(node, path, str(error))
+            return None
+
+
+def _network_list(reader, node, path, parser, what):
+    values = []
+    for index, item in enumerate(reader.sequence(node, path)):
+        value = reader.parsed(item, "%s[%d]" % (path, index), lambda text: _ip_value(parser, text, what))
+        if value is not None:
+            values.append(value)
+    return tuple(values)
+
+
+def _ip_value(parser, text, what):
+    try:
+        return parser(text.strip())
+    except ValueError:
+        raise ValueError("%r is not %s" % (text, what)) from None
+
+
+def _interface(reader, node, path):
+    fields = reader.mapping(node, path, {"name", "mode", "mtu", "addresses", "routes"})
+    values = {}
+    if "name" in fields:
+        name = reader.string(fields["name"], path + ".name")
+        if name is not None and (len(name) >= IFNAMSIZ or "/" in name or " " in name):
+            reader.problem(fields["name"], path + ".name", "must be at most %d characters, without '/' or spaces" % (IFNAMSIZ - 1))
+        values["name"] = name
+    if "mode" in fields:
+        mode = reader.value(fields["mode"])
+        if mode not in ("tun", "tap"):
+            reader.problem(fields["mode"], path + ".mode", "must be 'tun' or 'tap', not %r" % (mode,))
+        values["mode"] = mode
+    if "mtu" in fields:
+        values["mtu"] = reader.number(fields["mtu"], path + ".mtu", MIN_MTU, MAX_MTU)
+    if "addresses" in fields:
+        values["addresses"] = _network_list(
+            reader, fields["addresses"], path + ".addresses",
+            ipaddress.ip_interface, "an address with prefix length (e.g. 198.51.100.1/24)")
+    if "routes" in fields:
+        values["routes"] = _network_list(
+            reader, fields["routes"], path + ".routes", lambda text: ipaddress.ip_network(text, strict=True),
+            "a network (e.g. 203.0.113.0/24, host bits zero)")
+    return InterfaceConfig(**{k: v for k, v in values.items() if v is not None})
+
+
+_PEER_KEYS = {"name", "public_key", "endpoint", "allowed_ips", "keepalive", "preshared_key_file"}
+
+
+def _peer(reader, node, path, plaintext):
+    fields = reader.mapping(node, path, _PEER_KEYS)
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    if "name" not in fields:
+        reader.problem(node, path + ".name", "is required")
+    name = reader.string(fields["name"], path + ".name") if "name" in fields else None
+    public_key = None
+    if "public_key" in fields:
+        public_key = reader.string(fields["public_key"], path + ".public_key")
+        if public_key is not None and not plaintext:
+            reader.parsed(fields["public_key"], path + ".public_key", _checked_public_key)
+    elif not plaintext:
+        reader.problem(node, path + ".public_key", "is required unless plaintext: true")
+    endpoint = None
+    if "endpoint" in fields:
+        endpoint = reader.parsed(fields["endpoint"], path + ".endpoint", endpoints.parse_endpoint)
+    allowed_ips = ()
+    if "allowed_ips" in fields:
+        allowed_ips = _network_list(
+            reader, fields["allowed_ips"], path + ".allowed_ips",
+            lambda text: ipaddress.ip_network(text, strict=True), "a network (e.g. 198.51.100.2/32, host bits zero)")
+    keepalive = None
+    if "keepalive" in fields:
+        keepalive = reader.number(fields["keepalive"], path + ".keepalive", 1, 65535)
+    psk_file = reader.string(fields["preshared_key_file"], path + ".preshared_key_file") if "preshared_key_file" in fields else None
+    if name is None:
+        return None
+    return PeerConfig(name=name, public_key=public_key, endpoint=endpoint, allowed_ips=allowed_ips,
+                      keepalive=keepalive, preshared_key_file=psk_file)
+
+
+def _checked_public_key(text):
+    import base64
+    import binascii
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not base64") from None
+    if len(raw) != 32:
+        raise ValueError("must decode to 32 bytes, not %d" % len(raw))
+    return text
+
+
+_TOP_KEYS = {"interface", "plaintext", "private_key_file", "control_socket", "listen", "peers",
+             "idle_timeout", "max_frame_size", "forward_between_peers"}
+
+
+def parse(text, source="<string>"):
+    """Parse configuration text; raise ConfigError listing every problem."""
+    reader = _Reader(source)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError(["%s:%d: (yaml): %s" % (source, line, getattr(error, "problem", None) or error)]) from None
+    if root is None:
+        raise ConfigError(["%s:1: (top): the file is empty; 'interface' is required" % source])
+    fields = reader.mapping(root, "", _TOP_KEYS)
+    plaintext = False
+    if "plaintext" in fields:
+        plaintext = bool(reader.boolean(fields["plaintext"], "plaintext"))
+    if "interface" in fields:
+        interface = _interface(reader, fields["interface"], "interface")
+    else:
+        reader.problem(root, "interface", "is required")
+        interface = InterfaceConfig()
+    values = {"interface": interface, "plaintext": plaintext, "source": source}
+    if "private_key_file" in fields:
+        values["private_key_file"] = reader.string(fields["private_key_file"], "private_key_file")
+    elif not plaintext:
+        reader.problem(root, "private_key_file", "is required unless plaintext: true")
+    values["control_socket"] = DEFAULT_CONTROL_SOCKET.format(interface=interface.name)
+    if "control_socket" in fields:
+        values["control_socket"] = reader.string(fields["control_socket"], "control_socket")
+    if "idle_timeout" in fields:
+        values["idle_timeout"] = reader.number(fields["idle_timeout"], "idle_timeout", 0, 86400, integer=False)
+    if "max_frame_size" in fields:
+        values["max_frame_size"] = reader.number(fields["max_frame_size"], "max_frame_size", MIN_FRAME_SIZE, MAX_FRAME_SIZE)
+    if "forward_between_peers" in fields:
+        values["forward_between_peers"] = reader.boolean(fields["forward_between_peers"], "forward_between_peers")
+    listen = []
+    for index, item in enumerate(reader.sequence(fields.get("listen"), "listen") if "listen" in fields else []):
+        address = reader.parsed(item, "listen[%d]" % index, endpoints.parse_listen)
+        if address is not None:
+            listen.append(address)
+    values["listen"] = tuple(listen)
+    peer_nodes = reader.sequence(fields["peers"], "peers") if "peers" in fields else []
+    peers = [_peer(reader, item, "peers[%d]" % index, plaintext) for index, item in enumerate(peer_nodes)]
+    _check_peer_set(reader, peer_nodes, peers, plaintext)
+    values["peers"] = tuple(peer for peer in peers if peer is not None)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return RelayConfig(**{k: v for k, v in values.items() if v is not None})
+
+
+def _check_peer_set(reader, nodes, peers, plaintext):
+    """Rules that need all peers at once: unique names, unambiguous identities and routes."""
+    seen_names = {}
+    owners = {}
+    endpointless = []
+    for index, (node, peer) in enumerate(zip(nodes, peers)):
+        if peer is None:
+            continue
+        path = "peers[%d]" % index
+        if peer.name in seen_names:
+            reader.problem(node, path + ".name", "%r is already used by peers[%d]" % (peer.name, seen_names[peer.name]))
+        seen_names.setdefault(peer.name, index)
+        for network in peer.allowed_ips:
+            if network in owners:
+                reader.problem(node, path + ".allowed_ips", "%s is already allowed for peer %r" % (network, owners[network]))
+            owners.setdefault(network, peer.name)
+        if peer.endpoint is None:
+            endpointless.append(peer.name)
+    if plaintext and len(endpointless) > 1:
+        reader.problem(nodes[0] if nodes else None, "peers",
+                       "plaintext mode cannot tell apart peers without an endpoint (%s); give all but one an endpoint"
+                       % ", ".join(endpointless))
+
+
+def load(path):
+    """Read and parse a configuration file; raise ConfigError with one line per problem."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+    except OSError as error:
+        raise ConfigError(["%s:0: (file): cannot read: %s" % (path, error.strerror or error)]) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(["%s:0: (file): not UTF-8 text: %s" % (path, error.reason)]) from None
+    config = parse(text, source=path)
+    return config
+
+
+def resolve_path(config, path):
+    """A path named in the config is relative to the config file's directory."""
+    if path is None or os.path.isabs(path) or config.source.startswith("<"):
+        return path
+    return os.path.join(os.path.dirname(os.path.abspath(config.source)), path)

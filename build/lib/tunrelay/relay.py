@@ -1,0 +1,281 @@
+"""The forwarding core: frames between the device port and the peers' paths.
+
+Theory of operation
+-------------------
+The relay has ports: the device (tun or tap) and one per peer. A peer is reached over
+*paths*; a path is a (link, address) pair, where a link is one transport socket or stream
+(a UDP socket, an AF_PACKET socket, or one TCP connection) and the address is the remote
+end on that link. Links are thin Twisted adapters (``tunrelay.twisted_io``) that call
+:meth:`Relay.message_received` and implement ``send(address, message)``; this module never
+touches a socket or reads the clock itself (the clock is injected), so it runs unchanged on
+the in-memory fakes of ``tunrelay.testing``.
+
+Inbound order, following the WireGuard kernel driver's receive path: size check, identify
+the sender (plaintext: by the path's address), decode, inner packet check, source check
+against the sender's ``allowed_ips`` (tun), then the device or, with
+``forward_between_peers``, straight to another peer without a round trip through the
+kernel. Outbound (tun): longest-prefix match of the destination over all peers'
+``allowed_ips`` (WireGuard's cryptokey routing); (tap): the single peer, or every peer.
+
+Everything that is dropped is counted by reason and reported at a limited rate; nothing
+raises out of the data path.
+"""
+
+from twisted.logger import Logger
+
+from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS
+from tunrelay.forwarding.allowed_ips import AllowedIPs
+from tunrelay.forwarding.packet import MalformedFrame, ethernet_addresses, ip_route_key
+from tunrelay.stats import Counters, DropReporter
+
+__all__ = ["Peer", "Relay"]
+
+
+class Peer:
+    """A configured peer: its routes, its live paths and its counters."""
+
+    def __init__(self, config):
+        self.config = config
+        self.name = config.name
+        self.counters = Counters()
+        self.paths = []           # live (link, address) pairs, oldest first
+        self.active_path = None   # where we send: the path we last heard from, else the newest
+        self.endpoint_hosts = set()  # resolved addresses of a tcp/udp endpoint, for identification
+        if config.endpoint is not None and config.endpoint.host is not None:
+            self.endpoint_hosts.add(config.endpoint.host)
+        self.last_sent = None
+        self.last_received = None
+        self.keepalive_call = None
+
+    @property
+    def endpoint(self):
+        return self.config.endpoint
+
+    def describe_path(self):
+        if self.active_path is None:
+            return None
+        link, address = self.active_path
+        return link.describe(address)
+
+
+class Relay:
+    log = Logger()
+
+    def __init__(self, config, clock, device=None):
+        self.config = config
+        self.clock = clock
+        self.device = device          # has write(frame) -> drop reason or None
+        self.tun = config.interface.mode == "tun"
+        self.forward_between_peers = config.forward_between_peers
+        self.drops = DropReporter(clock)
+        self.device_counters = Counters()
+        self.routes = AllowedIPs()
+        self.peers = {}
+        self._bindings = {}           # (link, address) -> Peer, for links shared by many peers
+        self._endpointless = None
+        for peer_config in config.peers:
+            self.add_peer(peer_config)
+
+    # ---- peers and paths -------------------------------------------------------------
+
+    def add_peer(self, peer_config):
+        peer = Peer(peer_config)
+        self.peers[peer.name] = peer
+        for network in peer_config.allowed_ips:
+            self.routes.insert(network, peer)
+        if peer_config.endpoint is None:
+            self._endpointless = peer
+        if peer_config.keepalive:
+            self._schedule_keepalive(peer)
+        return peer
+
+    def identify(self, kind, address):
+        """The peer a plaintext message from ``address`` on a ``kind`` link belongs to, or None.
+
+        A peer whose endpoint uses the same transport and host claims the address; otherwise
+        the (single, enforced by the config) peer without an endpoint does.
+        """
+        for peer in self.peers.values():
+            endpoint = peer.endpoint
+            if endpoint is None or endpoint.transport != kind:
+                continue
+            if kind == "ethernet" and endpoint.mac == address:
+                return peer
+            if kind != "ethernet" and address is not None and address[0] in peer.endpoint_hosts:
+                return peer
+        return self._endpointless
+
+    def path_opened(self, peer, link, address):
+        """A new path to ``peer``; returns links the caller should close (over the per-peer cap)."""
+        path = (link, address)
+        if path in peer.paths:
+            return []
+        peer.paths.append(path)
+        self._bindings[path] = peer
+        if peer.active_path is None or link.kind == "tcp":
+            peer.active_path = path
+        evicted = []
+        while sum(1 for existing, _ in peer.paths if existing.kind == "tcp") > MAX_CONNECTIONS_PER_PEER:
+            oldest = next(p for p in peer.paths if p[0].kind == "tcp")
+            self.drops.drop("connection_replaced", peer, "more than %d connections" % MAX_CONNECTIONS_PER_PEER)
+            self.path_closed(*oldest)
+            evicted.append(oldest[0])
+        self.log.info("peer {peer} path up: {path}", peer=peer.name, path=link.describe(address))
+        return evicted
+
+    def path_closed(self, link, address):
+        peer = self._bindings.pop((link, address), None)
+        if peer is None:
+            return
+        path = (link, address)
+        if path in peer.paths:
+            peer.paths.remove(path)
+        if peer.active_path == path:
+            peer.active_path = peer.paths[-1] if peer.paths else None
+        self.log.info("peer {peer} path down: {path}", peer=peer.name, path=link.describe(address))
+
+    def link_closed(self, link):
+        """Forget every path over ``link`` (a socket that went away)."""
+        for path in [path for path in self._bindings if path[0] is link]:
+            self.path_closed(*path)
+
+    def stream_links(self):
+        """Every live TCP connection (the service closes them on stop)."""
+        return [link for link, _ in self._bindings if link.kind == "tcp"]
+
+    def _bind_datagram_source(self, link, address):
+        peer = self.identify(link.kind, address)
+        if peer is None:
+            return None
+        if len(self._bindings) >= MAX_UDP_BINDINGS:
+            # Bounded: forget the oldest datagram binding (TCP paths stay; they hold a socket).
+            for path in self._bindings:
+                if path[0].kind != "tcp":
+                    self.path_closed(*path)
+                    break
+        self.path_opened(peer, link, address)
+        return peer
+
+    # ---- inbound: from a peer ----------------------------------------------------------
+
+    def message_received(self, link, address, message):
+        peer = self._bindings.get((link, address))
+        if peer is None:
+            peer = self._bind_datagram_source(link, address)
+            if peer is None:
+                self.drops.drop("unknown_peer", None, link.describe(address))
+                return
+        peer.last_received = self.clock.seconds()
+        if peer.active_path != (link, address):
+            peer.active_path = (link, address)
+        if not message:
+            return  # keepalive: it refreshed last_received, nothing to deliver
+        self._frame_from_peer(peer, message)
+
+    def _frame_from_peer(self, peer, frame):
+        counters = peer.counters
+        try:
+            if self.tun:
+                version, source, destination, frame = ip_route_key(frame)
+                if self.routes.lookup(version, source) is not peer:
+                    self.drops.drop("source_not_allowed", peer)
+                    return
+                target = self.routes.lookup(version, destination) if self.forward_between_peers else None
+            else:
+                destination_mac, _ = ethernet_addresses(frame)
+                target = None
+        except MalformedFrame as error:
+            self.drops.drop(error.reason, peer)
+            return
+        counters.rx_packets += 1
+        counters.rx_bytes += len(frame)
+        if target is not None and target is not peer:
+            self._send(target, frame)
+            return
+        self._to_device(frame, peer)
+        if not self.tun and self.forward_between_peers and destination_mac[0] & 1:
+            for other in self.peers.values():
+                if other is not peer:
+                    self._send(other, frame)
+
+    def _to_device(self, frame, peer):
+        if self.device is None:
+            self.drops.drop("device_down", peer)
+            return
+        reason = self.device.write(frame)
+        if reason is not None:
+            self.drops.drop(reason, peer)
+            return
+        self.device_counters.tx_packets += 1
+        self.device_counters.tx_bytes += len(frame)
+
+    # ---- outbound: from the device -----------------------------------------------------
+
+    def device_frame(self, frame):
+        counters = self.device_counters
+        counters.rx_packets += 1
+        counters.rx_bytes += len(frame)
+        try:
+            if self.tun:
+                version, _, destination, frame = ip_route_key(frame)
+                peer = self.routes.lookup(version, destination)
+                if peer is None:
+                    self.drops.drop("no_route", None)
+                    return
+                self._send(peer, frame)
+                return
+            ethernet_addresses(frame)
+        except MalformedFrame as error:
+            self.drops.drop(error.reason, None)
+            return
+        for peer in self.peers.values():
+            self._send(peer, frame)
+
+    def _send(self, peer, message):
+        path = peer.active_path
+        if path is None:
+            self.drops.drop("no_path", peer)
+            return
+        link, address = path
+        reason = link.send(address, message)
+        if reason is not None:
+            self.drops.drop(reason, peer)
+            return
+        peer.last_sent = self.clock.seconds()
+        counters = peer.counters
+        counters.tx_packets += 1
+        counters.tx_bytes += len(message)
+
+    # ---- timers -------------------------------------------------------------------------
+
+    def _schedule_keepalive(self, peer):
+        peer.keepalive_call = self.clock.callLater(peer.config.keepalive, self._keepalive_due, peer)
+
+    def _keepalive_due(self, peer):
+        interval = peer.config.keepalive
+        quiet_since = peer.last_sent if peer.last_sent is not None else float("-inf")
+        if peer.active_path is not None and self.clock.seconds() - quiet_since >= interval - 1e-6:
+            link, address = peer.active_path
+            if link.send(address, b"") is None:
+                peer.last_sent = self.clock.seconds()
+        self._schedule_keepalive(peer)
+
+    def stop(self):
+        for peer in self.peers.values():
+            if peer.keepalive_call is not None and peer.keepalive_call.active():
+                peer.keepalive_call.cancel()
+            peer.keepalive_call = None
+
+    def snapshot(self):
+        """Counters and state for status displays and tests."""
+        return {
+            "interface": self.config.interface.name,
+            "mode": self.config.interface.mode,
+            "device": self.device_counters.as_dict(),
+            "drops": dict(self.drops.counters.drops),
+            "peers": [
+                dict(name=peer.name, endpoint=peer.describe_path(), paths=len(peer.paths),
+                     **peer.counters.as_dict())
+                for peer in self.peers.values()
+            ],
+        }

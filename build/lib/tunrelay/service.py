@@ -1,0 +1,196 @@
+"""The relay as a Twisted service: what runs when, and in which privilege.
+
+twistd calls ``privilegedStartService`` as root, then drops to ``-u/-g``, then calls
+``startService``. Everything that needs CAP_NET_ADMIN or CAP_NET_RAW or a low port happens
+in the first: creating and configuring the device, binding listen sockets, opening
+AF_PACKET sockets. Outbound TCP connects, UDP endpoint resolution and timers happen in the
+second and need no privilege. Stopping closes the device descriptor, which makes the
+kernel delete the interface and everything added to it (see ``tunrelay.device``).
+
+A startup failure (device busy, address in use, missing interface) is one log line and a
+non-zero exit, never a traceback.
+"""
+
+import socket
+import sys
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import MultiService
+from twisted.internet import defer, error as twisted_error, threads
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.logger import Logger
+
+from tunrelay.constants import RECONNECT_FACTOR, RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY
+from tunrelay.device import DeviceError, TunDevice
+from tunrelay.relay import Relay
+from tunrelay.twisted_io.datagram import EthernetLink, UdpLink, open_ethernet_socket
+from tunrelay.twisted_io.device_port import DevicePort
+from tunrelay.twisted_io.stream import InboundFactory, OutboundFactory
+
+__all__ = ["RelayService", "StartupError"]
+
+
+class StartupError(Exception):
+    """The relay cannot start; the message is the one line the operator sees."""
+
+
+class RelayService(MultiService):
+    log = Logger()
+
+    def __init__(self, config, reactor=None):
+        MultiService.__init__(self)
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.config = config
+        self.relay = Relay(config, reactor)
+        self.device = None
+        self.device_port = None
+        self.listening = []            # IListeningPort objects
+        self.ethernet_links = {}       # interface -> EthernetLink
+        self.udp_links = {}            # address family -> UdpLink used for outbound datagrams
+        for peer in self.relay.peers.values():
+            endpoint = peer.endpoint
+            if endpoint is not None and endpoint.transport == "tcp":
+                client = ClientService(
+                    HostnameEndpoint(reactor, endpoint.host, endpoint.port),
+                    OutboundFactory(self.relay, peer),
+                    retryPolicy=backoffPolicy(RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY, RECONNECT_FACTOR),
+                    clock=reactor)
+                client.setName("connect-" + peer.name)
+                client.setServiceParent(self)
+
+    # ---- privileged start --------------------------------------------------------------
+
+    def privilegedStartService(self):
+        try:
+            self._check_mode()
+            self._open_device()
+            for address in self.config.listen:
+                self._listen(address)
+            for peer in self.relay.peers.values():
+                if peer.endpoint is not None and peer.endpoint.transport == "ethernet":
+                    self._ethernet_link(peer.endpoint.interface)
+        except StartupError as failure:
+            self._abort_start(str(failure))
+        MultiService.privilegedStartService(self)
+
+    def _check_mode(self):
+        if not self.config.plaintext:
+            raise StartupError(
+                "%s: encrypted mode is not available yet; set 'plaintext: true' to run unencrypted"
+                % self.config.source)
+        self.log.warn("plaintext mode: frames between peers are neither encrypted nor authenticated")
+
+    def _open_device(self):
+        interface = self.config.interface
+        self.device = TunDevice(interface.name, interface.mode)
+        try:
+            self.device.open()
+            self.device.configure(interface.mtu, interface.addresses, interface.routes)
+        except DeviceError as failure:
+            raise StartupError(str(failure)) from None
+        self.device_port = DevicePort(self.device, self.relay, self.reactor)
+        self.relay.device = self.device_port
+
+    def _listen(self, address):
+        try:
+            if address.transport == "tcp":
+                port = self.reactor.listenTCP(address.port, InboundFactory(self.relay), interface=address.host)
+            elif address.transport == "udp":
+                link = UdpLink(self.relay)
+                port = self.reactor.listenUDP(address.port, link, interface=address.host)
+                self.udp_links.setdefault(6 if ":" in address.host else 4, link)
+            else:
+                self._ethernet_link(address.interface)
+                return
+        except twisted_error.CannotListenError as failure:
+            raise StartupError("cannot listen on %s: %s" % (address, failure.socketError)) from None
+        self.listening.append(port)
+        self.log.info("listening on {address}", address=str(address))
+
+    def _ethernet_link(self, interface):
+        if interface in self.ethernet_links:
+            return self.ethernet_links[interface]
+        try:
+            sock = open_ethernet_socket(interface)
+        except OSError as failure:
+            raise StartupError("cannot open raw Ethernet socket on %s: %s" % (interface, failure.strerror)) from None
+        link = EthernetLink(self.relay, interface, sock, self.reactor)
+        self.ethernet_links[interface] = link
+        self.log.info("listening on ethernet://{interface}", interface=interface)
+        return link
+
+    def _abort_start(self, message):
+        self.log.critical("cannot start: {message}", message=message)
+        sys.stderr.write("tunrelay: cannot start: %s\n" % message)
+        self._close_everything()
+        raise SystemExit(1)
+
+    # ---- unprivileged start ------------------------------------------------------------
+
+    def startService(self):
+        MultiService.startService(self)
+        self.device_port.startReading()
+        for link in self.ethernet_links.values():
+            link.startReading()
+        for peer in self.relay.peers.values():
+            endpoint = peer.endpoint
+            if endpoint is None:
+                continue
+            if endpoint.transport == "udp":
+                self._resolve_udp_endpoint(peer)
+            elif endpoint.transport == "ethernet":
+                self.relay.path_opened(peer, self.ethernet_links[endpoint.interface], endpoint.mac)
+        self.log.info("relay up on {device} ({mode}), {count} peers",
+                      device=self.device.name, mode=self.config.interface.mode, count=len(self.relay.peers))
+
+    @defer.inlineCallbacks
+    def _resolve_udp_endpoint(self, peer):
+        endpoint = peer.endpoint
+        try:
+            if endpoint.family is not None:
+                address, family = endpoint.host, endpoint.family
+            else:
+                infos = yield threads.deferToThreadPool(
+                    self.reactor, self.reactor.getThreadPool(), socket.getaddrinfo,
+                    endpoint.host, endpoint.port, 0, socket.SOCK_DGRAM)
+                family_code, _, _, _, sockaddr = infos[0]
+                address, family = sockaddr[0], 6 if family_code == socket.AF_INET6 else 4
+        except OSError as failure:
+            self.relay.drops.drop("resolve_failed", peer, "%s: %s" % (endpoint.host, failure))
+            return
+        link = self.udp_links.get(family)
+        if link is None:
+            link = UdpLink(self.relay)
+            self.listening.append(self.reactor.listenUDP(0, link, interface="::" if family == 6 else "0.0.0.0"))
+            self.udp_links[family] = link
+        peer.endpoint_hosts.add(address)
+        self.relay.path_opened(peer, link, (address, endpoint.port))
+
+    # ---- stop ---------------------------------------------------------------------------
+
+    def stopService(self):
+        stopped = MultiService.stopService(self)
+        self.relay.stop()
+        self._close_everything()
+        return stopped
+
+    def _close_everything(self):
+        for link in self.relay.stream_links():
+            link.transport.abortConnection()
+        for port in self.listening:
+            port.stopListening()
+        self.listening = []
+        for link in self.ethernet_links.values():
+            link.stopReading()
+            link.connectionLost(None)
+        self.ethernet_links = {}
+        if self.device_port is not None:
+            self.device_port.stopReading()
+            self.device_port = None
+            self.relay.device = None
+        if self.device is not None:
+            self.device.close()
+            self.device = None
+

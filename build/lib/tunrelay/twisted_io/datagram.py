@@ -1,0 +1,129 @@
+"""Datagram links: one message per UDP datagram, or per raw Ethernet frame of EtherType 0xcda8.
+
+A datagram link is one socket shared by every peer behind it; the relay tells peers apart
+by the source address (plaintext) and remembers that binding. The Ethernet link is an
+AF_PACKET SOCK_DGRAM socket bound to one interface and to EtherType 0xcda8, as in ethertap's
+usertunnel: the kernel writes the link header from the peer's MAC we give it and strips
+it on receive, so the payload is the bare frame. Only frames addressed to this host
+(PACKET_HOST) are taken: never our own transmissions, never other hosts' traffic seen in
+promiscuous mode.
+
+Errors from the kernel on send (a frame larger than the path allows, a full buffer) are
+drops with a reason, not exceptions.
+"""
+
+import errno
+import socket
+
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.protocol import DatagramProtocol
+
+from tunrelay.constants import ETHERTYPE_TUNNEL, SOCKET_BUFFER_BYTES, UDP_MAX_PAYLOAD
+from tunrelay.endpoints import format_mac
+
+__all__ = ["UdpLink", "EthernetLink", "open_ethernet_socket"]
+
+_SEND_ERRORS = {
+    errno.EMSGSIZE: "too_big_for_transport",
+    errno.EAGAIN: "tx_queue_full",
+    errno.ENOBUFS: "tx_queue_full",
+    errno.ENETUNREACH: "underlay_unreachable",
+    errno.EHOSTUNREACH: "underlay_unreachable",
+    errno.ECONNREFUSED: "peer_refused",
+    errno.ENETDOWN: "underlay_down",
+}
+PACKET_HOST = 0
+_DATAGRAMS_PER_TURN = 64
+
+
+def _send_error(error):
+    return _SEND_ERRORS.get(error.errno, "send_error")
+
+
+def _enlarge_buffers(sock):
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+        except OSError:
+            pass  # a smaller buffer only costs throughput
+
+
+class UdpLink(DatagramProtocol):
+    kind = "udp"
+
+    def __init__(self, relay):
+        self.relay = relay
+
+    def startProtocol(self):
+        _enlarge_buffers(self.transport.socket)
+
+    def describe(self, address):
+        host, port = address[0], address[1]
+        return "udp://%s:%d" % ("[%s]" % host if ":" in host else host, port)
+
+    def datagramReceived(self, data, address):
+        self.relay.message_received(self, address[:2], data)
+
+    def send(self, address, message):
+        if len(message) > UDP_MAX_PAYLOAD:
+            return "too_big_for_transport"
+        try:
+            self.transport.socket.sendto(message, address)
+        except OSError as error:
+            return _send_error(error)
+        return None
+
+
+def open_ethernet_socket(interface):
+    """An AF_PACKET socket for EtherType 0xcda8 on ``interface`` (needs CAP_NET_RAW)."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETHERTYPE_TUNNEL))
+    try:
+        sock.bind((interface, ETHERTYPE_TUNNEL))
+        sock.setblocking(False)
+        _enlarge_buffers(sock)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class EthernetLink(FileDescriptor):
+    kind = "ethernet"
+
+    def __init__(self, relay, interface, sock, reactor=None):
+        FileDescriptor.__init__(self, reactor)
+        self.relay = relay
+        self.interface = interface
+        self.socket = sock
+        self.connected = 1
+
+    def fileno(self):
+        return self.socket.fileno()
+
+    def describe(self, address):
+        return "ethernet://%s/%s" % (self.interface, format_mac(address))
+
+    def doRead(self):
+        receive = self.relay.message_received
+        for _ in range(_DATAGRAMS_PER_TURN):
+            try:
+                data, (_, _, packet_type, _, source_mac) = self.socket.recvfrom(65536)
+            except BlockingIOError:
+                return None
+            except OSError as error:
+                self.relay.drops.drop("receive_error", None, error.strerror)
+                return None
+            if packet_type == PACKET_HOST:
+                receive(self, source_mac, data)
+        return None
+
+    def send(self, address, message):
+        try:
+            self.socket.sendto(message, (self.interface, ETHERTYPE_TUNNEL, 0, 0, address))
+        except OSError as error:
+            return _send_error(error)
+        return None
+
+    def connectionLost(self, reason):
+        FileDescriptor.connectionLost(self, reason)
+        self.socket.close()

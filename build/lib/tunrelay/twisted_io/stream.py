@@ -1,0 +1,139 @@
+"""TCP links: one length-framed connection per path, inbound or outbound.
+
+Inbound connections are identified by the relay when accepted (an unknown source is closed
+at once); outbound ones come from a ClientService per peer, which reconnects with capped
+exponential backoff. TCP_NODELAY is on: each frame is a packet of someone else's flow and
+must not wait for Nagle.
+
+Backpressure: Twisted pauses us (IPushProducer) when the kernel's send buffer and its own
+are full. While paused we still accept up to TCP_BACKLOG_BYTES, then drop frames with
+``tx_queue_full``; the tunnelled flows see loss and slow down, as they would on a wire.
+
+A connection that receives nothing for ``idle_timeout`` seconds is closed (``idle_timeout``)
+and one that ends inside a frame is counted ``truncated_stream``.
+"""
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from tunrelay.constants import TCP_BACKLOG_BYTES
+from tunrelay.protocol.framing import FramingError, StreamDecoder, encode
+
+__all__ = ["FramedConnection", "InboundFactory", "OutboundFactory"]
+
+
+@implementer(IPushProducer)
+class FramedConnection(Protocol):
+    kind = "tcp"
+    log = Logger()
+
+    def __init__(self, relay, peer=None):
+        self.relay = relay
+        self.peer = peer                 # known in advance for outbound connections
+        self.address = None
+        self.decoder = StreamDecoder(relay.config.max_frame_size)
+        self.paused = False
+        self.backlog = 0                 # bytes written while paused
+        self.idle_call = None
+        self.received_any = False
+
+    # -- link interface used by the relay --
+    def describe(self, address):
+        host, port = address
+        return "tcp://%s:%d" % ("[%s]" % host if ":" in host else host, port)
+
+    def send(self, address, message):
+        if self.paused:
+            if self.backlog + len(message) > TCP_BACKLOG_BYTES:
+                return "tx_queue_full"
+            self.backlog += len(message) + 2
+        self.transport.writeSequence((encode(message), message))
+        return None
+
+    # -- IPushProducer: the transport tells us when its buffers are full --
+    def pauseProducing(self):
+        self.paused = True
+
+    def resumeProducing(self):
+        self.paused = False
+        self.backlog = 0
+
+    def stopProducing(self):
+        self.paused = True
+
+    # -- protocol --
+    def connectionMade(self):
+        peer_address = self.transport.getPeer()
+        self.address = (peer_address.host, peer_address.port)
+        self.transport.setTcpNoDelay(True)
+        self.transport.registerProducer(self, True)
+        if self.peer is None:
+            self.peer = self.relay.identify("tcp", self.address)
+            if self.peer is None:
+                self.relay.drops.drop("unknown_peer", None, self.describe(self.address))
+                self.transport.abortConnection()
+                return
+        for evicted in self.relay.path_opened(self.peer, self, self.address):
+            evicted.transport.loseConnection()
+        self._arm_idle_timer()
+
+    def _arm_idle_timer(self):
+        timeout = self.relay.config.idle_timeout
+        if timeout:
+            self.idle_call = self.relay.clock.callLater(timeout, self._idle_timeout)
+
+    def _idle_timeout(self):
+        self.idle_call = None
+        self.relay.drops.drop("idle_timeout", self.peer, "%s sent nothing for %gs" % (
+            self.describe(self.address), self.relay.config.idle_timeout))
+        self.transport.abortConnection()
+
+    def dataReceived(self, data):
+        if self.idle_call is not None:
+            self.idle_call.reset(self.relay.config.idle_timeout)
+        try:
+            messages = self.decoder.feed(data)
+        except FramingError as error:
+            self.relay.drops.drop(error.reason, self.peer, str(error))
+            self.transport.abortConnection()
+            return
+        receive = self.relay.message_received
+        for message in messages:
+            receive(self, self.address, message)
+
+    def connectionLost(self, reason):
+        if self.idle_call is not None and self.idle_call.active():
+            self.idle_call.cancel()
+        self.idle_call = None
+        if self.decoder.pending and not self.decoder.failed:
+            self.relay.drops.drop("truncated_stream", self.peer,
+                                  "%d bytes of an unfinished frame" % self.decoder.pending)
+        if self.address is not None:
+            self.relay.path_closed(self, self.address)
+
+
+class InboundFactory(Factory):
+    """Accepts connections on a ``listen: tcp://`` address."""
+
+    noisy = False
+
+    def __init__(self, relay):
+        self.relay = relay
+
+    def buildProtocol(self, addr):
+        return FramedConnection(self.relay)
+
+
+class OutboundFactory(Factory):
+    """Builds the connection a peer's ClientService keeps alive."""
+
+    noisy = False
+
+    def __init__(self, relay, peer):
+        self.relay = relay
+        self.peer = peer
+
+    def buildProtocol(self, addr):
+        return FramedConnection(self.relay, self.peer)

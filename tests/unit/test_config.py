@@ -1,0 +1,126 @@
+"""Config contract: the issue's exact keys parse; every mistake is one line with path and line."""
+
+import ipaddress
+import textwrap
+
+import pytest
+
+from tunrelay import cli
+from tunrelay.config import ConfigError, load, parse
+
+CONTRACT = textwrap.dedent("""\
+    interface:
+      name: tr0
+      mode: tun                      # tun | tap
+      mtu: 1420
+      addresses: [198.51.100.1/24, "2001:db8:1::1/64"]
+      routes: [203.0.113.0/24]       # optional
+    plaintext: true
+    private_key_file: a.key
+    control_socket: /run/tunrelay/tr0.sock
+    listen: ["tcp://192.0.2.1:51820", "udp://[2001:db8::1]:51820", "ethernet://eth0"]
+    peers:
+      - name: b
+        public_key: "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+        endpoint: "tcp://192.0.2.2:51820"
+        allowed_ips: [198.51.100.2/32]
+        keepalive: 25
+      - name: c
+        endpoint: "ethernet://eth0/02:00:00:00:00:02"
+        allowed_ips: [198.51.100.3/32]
+    """)
+
+
+def problems_of(text):
+    with pytest.raises(ConfigError) as caught:
+        parse(text, source="t.yaml")
+    return caught.value.problems
+
+
+def test_contract_keys_parse():
+    config = parse(CONTRACT)
+    assert config.interface.name == "tr0" and config.interface.mode == "tun" and config.interface.mtu == 1420
+    assert config.interface.addresses == (ipaddress.ip_interface("198.51.100.1/24"),
+                                          ipaddress.ip_interface("2001:db8:1::1/64"))
+    assert config.interface.routes == (ipaddress.ip_network("203.0.113.0/24"),)
+    assert [str(address) for address in config.listen] == [
+        "tcp://192.0.2.1:51820", "udp://[2001:db8::1]:51820", "ethernet://eth0"]
+    first, second = config.peers
+    assert str(first.endpoint) == "tcp://192.0.2.2:51820" and first.keepalive == 25
+    assert second.endpoint.mac == bytes.fromhex("020000000002")
+    assert config.control_socket == "/run/tunrelay/tr0.sock"
+
+
+def test_control_socket_defaults_to_interface_pattern():
+    config = parse("interface: {name: tr7}\nplaintext: true\n")
+    assert config.control_socket == "/run/tunrelay/tr7.sock"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("interface: {name: tr0}\nplaintext: true\nbogus: 1\n", "t.yaml:3: bogus: unknown key"),
+    ("interface:\n  name: tr0\n  mode: tan\nplaintext: true\n", "t.yaml:3: interface.mode: must be 'tun' or 'tap'"),
+    ("interface:\n  mtu: 70000\nplaintext: true\n", "t.yaml:2: interface.mtu: must be an integer"),
+    ("interface:\n  addresses: [198.51.100.300/24]\nplaintext: true\n", "t.yaml:2: interface.addresses[0]:"),
+    ("interface: {}\nplaintext: true\nlisten: ['tcp://example.com:1']\n", "t.yaml:3: listen[0]: 'tcp://example.com:1': listen host must be an IP"),
+    ("interface: {}\nplaintext: true\npeers:\n  - name: b\n    allowed_ips: [198.51.100.2/24]\n",
+     "t.yaml:5: peers[0].allowed_ips[0]: '198.51.100.2/24' is not a network"),
+    ("interface: {}\nplaintext: true\npeers:\n  - name: b\n    endpoint: ethernet://eth0\n",
+     "t.yaml:5: peers[0].endpoint: 'ethernet://eth0': an ethernet endpoint needs the peer's MAC"),
+    ("interface: {}\nplaintext: true\npeers:\n  - name: b\n    keepalive: 0\n", "t.yaml:5: peers[0].keepalive: must be an integer from 1"),
+    ("interface: {}\nprivate_key_file: k\npeers:\n  - name: b\n    public_key: abc\n", "t.yaml:5: peers[0].public_key: is not base64"),
+    ("interface: {}\n", "t.yaml:1: private_key_file: is required unless plaintext: true"),
+    ("plaintext: true\n", "t.yaml:1: interface: is required"),
+    ("interface: {}\nplaintext: yes please\n", "t.yaml:2: plaintext: must be true or false"),
+    ("interface: {name: a}\ninterface: {name: b}\nplaintext: true\n", "t.yaml:2: interface: given twice"),
+    ("interface: [\n", "t.yaml:2: (yaml):"),
+    ("", "t.yaml:1: (top): the file is empty"),
+])
+def test_each_mistake_is_one_line_with_path_and_line(text, expected):
+    problems = problems_of(text)
+    assert any(problem.startswith(expected) for problem in problems), problems
+    assert all("\n" not in problem for problem in problems)
+
+
+def test_all_problems_reported_in_line_order():
+    problems = problems_of("interface:\n  mode: x\n  mtu: 1\nplaintext: true\nzzz: 1\n")
+    assert [problem.split(":")[1] for problem in problems] == ["2", "3", "5"]
+
+
+def test_duplicate_names_and_overlapping_allowed_ips_are_errors():
+    problems = problems_of(textwrap.dedent("""\
+        interface: {}
+        plaintext: true
+        peers:
+          - {name: b, endpoint: "udp://192.0.2.2:1", allowed_ips: [198.51.100.2/32]}
+          - {name: b, endpoint: "udp://192.0.2.3:1", allowed_ips: [198.51.100.2/32]}
+        """))
+    assert any("peers[1].name: 'b' is already used by peers[0]" in p for p in problems)
+    assert any("peers[1].allowed_ips: 198.51.100.2/32 is already allowed for peer 'b'" in p for p in problems)
+
+
+def test_plaintext_cannot_have_two_peers_without_endpoint():
+    problems = problems_of("interface: {}\nplaintext: true\npeers:\n  - {name: b}\n  - {name: c}\n")
+    assert any("plaintext mode cannot tell apart peers without an endpoint (b, c)" in p for p in problems)
+
+
+def test_missing_file_is_one_line(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load(str(tmp_path / "absent.yaml"))
+    assert caught.value.problems == ["%s:0: (file): cannot read: No such file or directory" % (tmp_path / "absent.yaml")]
+
+
+def test_check_command_exit_codes(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text(CONTRACT)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("interface: {mode: x}\nplaintext: true\n")
+    assert cli.main(["check", "-c", str(good)]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert cli.main(["check", "-c", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["tunrelay: config error: %s:1: interface.mode: must be 'tun' or 'tap', not 'x'" % bad]
+
+
+def test_shipped_configs_are_valid():
+    for path in ("etc/tunrelay.yaml", "etc/two-hosts.yaml"):
+        assert load(path).interface.name

@@ -1,0 +1,164 @@
+"""The forwarding core on in-memory fakes: two relays ping each other, and bad input is counted."""
+
+import struct
+import textwrap
+
+import pytest
+
+from tunrelay.testing import MemoryLink, RelayPair, ipv4_packet, relay_from_yaml
+
+
+def config(own, peer_ip, mode="tun", extra_peer="", extra=""):
+    return textwrap.dedent("""\
+        interface: {name: tr0, mode: %s, addresses: [198.51.100.%d/24]}
+        plaintext: true
+        %s
+        peers:
+          - name: %s
+            endpoint: "udp://192.0.2.%d:51820"
+            allowed_ips: [198.51.100.%d/32]
+        %s""") % (mode, own, extra, "peer%d" % peer_ip, peer_ip, peer_ip, extra_peer)
+
+
+@pytest.fixture
+def pair():
+    return RelayPair(config(1, 2), config(2, 1))
+
+
+def test_ping_both_ways_in_memory(pair):
+    request = ipv4_packet("198.51.100.1", "198.51.100.2", b"echo", protocol=1)
+    pair.a.device_frame(request)
+    assert pair.b.device.written == [request]
+    reply = ipv4_packet("198.51.100.2", "198.51.100.1", b"reply", protocol=1)
+    pair.b.device_frame(reply)
+    assert pair.a.device.written == [reply]
+    peer = pair.a.peers["peer2"]
+    assert (peer.counters.tx_packets, peer.counters.rx_packets) == (1, 1)
+    assert peer.counters.tx_bytes == len(request) and peer.counters.rx_bytes == len(reply)
+
+
+def test_64k_frame_crosses_whole(pair):
+    big = ipv4_packet("198.51.100.1", "198.51.100.2", b"z" * (65535 - 20))
+    pair.a.device_frame(big)
+    assert pair.b.device.written == [big]
+
+
+def test_ethernet_padding_is_trimmed_before_the_device(pair):
+    packet = ipv4_packet("198.51.100.1", "198.51.100.2", b"hi")
+    pair.a.peers["peer2"].active_path[0].send(("192.0.2.2", 51820), packet + b"\x00" * 10)
+    assert pair.b.device.written == [packet]
+
+
+def test_no_route_is_counted_not_sent(pair):
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "203.0.113.9"))
+    assert pair.link_a.sent == [] and pair.a.drops.counters.drops["no_route"] == 1
+
+
+def test_source_outside_allowed_ips_is_dropped(pair):
+    spoofed = ipv4_packet("198.51.100.99", "198.51.100.2")
+    pair.link_a.send(("192.0.2.2", 51820), spoofed)
+    assert pair.b.device.written == []
+    assert pair.b.peers["peer1"].counters.drops["source_not_allowed"] == 1
+
+
+@pytest.mark.parametrize("garbage, reason", [
+    (b"\x45" + b"\x00" * 5, "truncated_ip_header"),
+    (b"\x45\x00\xff\xff" + b"\x00" * 16, "bad_ip_length"),
+    (b"\x12" * 40, "not_ip"),
+    (b"\x60" + b"\x00" * 3 + b"\x10\x00" + b"\x00" * 34, "bad_ip_length"),
+])
+def test_malformed_frames_from_a_peer_are_counted(pair, garbage, reason):
+    pair.link_a.send(("192.0.2.2", 51820), garbage)
+    assert pair.b.device.written == []
+    assert pair.b.peers["peer1"].counters.drops[reason] == 1
+
+
+def test_device_refusal_is_counted_and_later_frames_still_flow(pair):
+    pair.b.device.refuse_with = "device_rejected"
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2"))
+    pair.b.device.refuse_with = None
+    good = ipv4_packet("198.51.100.1", "198.51.100.2", b"after")
+    pair.a.device_frame(good)
+    assert pair.b.device.written == [good]
+    assert pair.b.peers["peer1"].counters.drops["device_rejected"] == 1
+
+
+def test_unknown_source_address_is_dropped():
+    relay = relay_from_yaml(config(1, 2))
+    link = MemoryLink("udp")
+    relay.message_received(link, ("192.0.2.77", 4000), ipv4_packet("198.51.100.2", "198.51.100.1"))
+    assert relay.device.written == [] and relay.drops.counters.drops["unknown_peer"] == 1
+
+
+def test_endpointless_peer_is_learned_from_its_first_datagram():
+    relay = relay_from_yaml("interface: {}\nplaintext: true\npeers:\n  - {name: b, allowed_ips: [198.51.100.2/32]}\n")
+    link = MemoryLink("udp")
+    relay.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2"))
+    assert relay.peers["b"].counters.drops["no_path"] == 1
+    relay.message_received(link, ("192.0.2.9", 1234), ipv4_packet("198.51.100.2", "198.51.100.1"))
+    relay.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"back"))
+    assert link.sent[-1][0] == ("192.0.2.9", 1234)
+
+
+def test_failed_send_is_counted(pair):
+    pair.link_a.refuse_with = "too_big_for_transport"
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2"))
+    assert pair.a.peers["peer2"].counters.drops["too_big_for_transport"] == 1
+    assert pair.a.peers["peer2"].counters.tx_packets == 0
+
+
+def test_keepalive_sent_only_after_a_quiet_interval():
+    keepalive = "    keepalive: 25\n"
+    pair = RelayPair(config(1, 2, extra_peer=keepalive), config(2, 1))
+    pair.clock.advance(10)
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2"))
+    pair.clock.advance(15)  # 25 s since start, but only 15 s since traffic: no keepalive
+    assert [m for _, m in pair.link_a.sent if m == b""] == []
+    pair.clock.advance(25)
+    assert [m for _, m in pair.link_a.sent if m == b""] == [b""]
+    assert pair.b.device.written[-1] != b""  # a keepalive never reaches the device
+    assert pair.b.peers["peer1"].last_received == pair.clock.seconds()
+
+
+def hub_config():
+    return textwrap.dedent("""\
+        interface: {name: tr0, addresses: [198.51.100.1/24]}
+        plaintext: true
+        peers:
+          - {name: a, endpoint: "udp://192.0.2.2:1", allowed_ips: [198.51.100.2/32]}
+          - {name: b, endpoint: "udp://192.0.2.3:1", allowed_ips: [198.51.100.3/32]}
+        """)
+
+
+def test_hub_forwards_between_peers_without_the_device():
+    relay = relay_from_yaml(hub_config())
+    link = MemoryLink("udp")
+    relay.path_opened(relay.peers["a"], link, ("192.0.2.2", 1))
+    relay.path_opened(relay.peers["b"], link, ("192.0.2.3", 1))
+    packet = ipv4_packet("198.51.100.2", "198.51.100.3", b"spoke to spoke")
+    relay.message_received(link, ("192.0.2.2", 1), packet)
+    assert link.sent == [(("192.0.2.3", 1), packet)]
+    assert relay.device.written == []
+
+
+def test_forwarding_between_peers_can_be_disabled():
+    relay = relay_from_yaml(hub_config() + "forward_between_peers: false\n")
+    link = MemoryLink("udp")
+    relay.path_opened(relay.peers["a"], link, ("192.0.2.2", 1))
+    relay.path_opened(relay.peers["b"], link, ("192.0.2.3", 1))
+    packet = ipv4_packet("198.51.100.2", "198.51.100.3")
+    relay.message_received(link, ("192.0.2.2", 1), packet)
+    assert link.sent == [] and relay.device.written == [packet]
+
+
+def ethernet_frame(destination, source, payload=b"\x00" * 46):
+    return destination + source + struct.pack("!H", 0x0800) + payload
+
+
+def test_tap_frames_cross_and_runts_are_dropped():
+    pair = RelayPair(config(1, 2, mode="tap"), config(2, 1, mode="tap"))
+    frame = ethernet_frame(b"\xff" * 6, b"\x02\x00\x00\x00\x00\x01")
+    pair.a.device_frame(frame)
+    assert pair.b.device.written == [frame]
+    pair.link_a.send(("192.0.2.2", 51820), b"\x01" * 13)
+    assert pair.b.peers["peer1"].counters.drops["truncated_ethernet_header"] == 1

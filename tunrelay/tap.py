@@ -1,0 +1,42 @@
+"""``twistd tunrelay``: command-line options and the service maker.
+
+The configuration is loaded and validated while options are parsed, before twistd
+daemonizes, so a config error reaches the terminal as one line per problem and twistd
+exits non-zero without a traceback.
+"""
+
+import sys
+
+from twisted.python import usage
+
+from tunrelay import config as configuration
+
+__all__ = ["Options", "makeService"]
+
+
+class Options(usage.Options):
+    synopsis = "-c CONFIG"
+    longdesc = (
+        "Relay frames between a tun/tap device and peers over TCP, UDP or raw Ethernet. "
+        "CONFIG is a YAML file (see etc/tunrelay.yaml and README.md). Needs CAP_NET_ADMIN "
+        "(and CAP_NET_RAW for ethernet transports) at start; twistd's -u/-g drop privileges "
+        "after the device and sockets are open.")
+    optParameters = [
+        ["config", "c", None, "Path to the YAML configuration file (required)."],
+    ]
+
+    def postOptions(self):
+        if not self["config"]:
+            raise usage.UsageError("-c/--config is required")
+        try:
+            self["relay_config"] = configuration.load(self["config"])
+        except configuration.ConfigError as failure:
+            for problem in failure.problems:
+                sys.stderr.write("tunrelay: config error: %s\n" % problem)
+            raise SystemExit(2)
+
+
+def makeService(options):
+    from tunrelay.service import RelayService
+
+    return RelayService(options["relay_config"])
