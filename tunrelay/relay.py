@@ -112,7 +112,9 @@ class Relay:
             return []
         peer.paths.append(path)
         self._bindings[path] = peer
-        if peer.active_path is None or link.kind == "tcp":
+        if peer.active_path is None:
+            # A newer path takes the traffic only once it delivers something (see
+            # message_received): a silent connection must not capture a peer's frames.
             peer.active_path = path
         evicted = []
         while sum(1 for existing, _ in peer.paths if existing.kind == "tcp") > MAX_CONNECTIONS_PER_PEER:

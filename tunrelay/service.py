@@ -30,6 +30,20 @@ from tunrelay.twisted_io.stream import InboundFactory, OutboundFactory
 __all__ = ["RelayService", "StartupError"]
 
 
+def _import_what_runs_unprivileged():
+    """Import, while still privileged, modules first needed after twistd drops to -u/-g.
+
+    A Python installed where the unprivileged user cannot read (a root-only prefix, a
+    chroot) would otherwise fail lazily inside the reactor, e.g. HostnameEndpoint's
+    IDNA codec on the first reconnect, and the failure would surface only as silence.
+    """
+    import encodings.idna  # noqa: F401  (HostnameEndpoint encodes every host with it)
+    import twisted.internet._resolver  # noqa: F401
+    import twisted.internet.tcp  # noqa: F401
+    import twisted.internet.udp  # noqa: F401
+    "warm".encode("idna")
+
+
 class StartupError(Exception):
     """The relay cannot start; the message is the one line the operator sees."""
 
@@ -63,6 +77,7 @@ class RelayService(MultiService):
     # ---- privileged start --------------------------------------------------------------
 
     def privilegedStartService(self):
+        _import_what_runs_unprivileged()
         try:
             self._check_mode()
             self._open_device()

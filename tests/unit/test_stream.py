@@ -114,15 +114,23 @@ def test_backpressure_bounds_the_queue(relay):
     assert len(transport.value()) == before + 2 + len(packet)
 
 
-def test_newest_connection_carries_traffic_and_old_one_still_receives(relay):
+def test_a_new_silent_connection_does_not_take_the_traffic(relay):
     first, first_transport = connect(relay, "192.0.2.2")
     second, second_transport = connect(relay, "192.0.2.2")
     packet = ipv4_packet("198.51.100.1", "198.51.100.2")
     relay.device_frame(packet)
-    assert second_transport.value() == framed(packet) and first_transport.value() == b""
-    first.dataReceived(framed(ipv4_packet("198.51.100.2", "198.51.100.1")))
+    assert first_transport.value() == framed(packet) and second_transport.value() == b""
+    second.dataReceived(framed(ipv4_packet("198.51.100.2", "198.51.100.1")))
     relay.device_frame(packet)  # we answer on the path we last heard from
-    assert first_transport.value() == framed(packet)
+    assert second_transport.value() == framed(packet)
+
+
+def test_closing_the_active_connection_falls_back_to_another(relay):
+    first, first_transport = connect(relay, "192.0.2.2")
+    second, second_transport = connect(relay, "192.0.2.2")
+    first.connectionLost(None)
+    relay.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2"))
+    assert second_transport.value() != b""
 
 
 def test_connections_per_peer_are_bounded(relay):

@@ -1,0 +1,221 @@
+"""Test hosts as network namespaces, relays as real ``twistd`` processes, and condition waits.
+
+Every namespace and process made here is registered with a ``Lab`` that the fixture tears
+down even when the test fails. Names carry the pid so parallel or crashed runs never
+collide. Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24,
+2001:db8::/32).
+"""
+
+import hashlib
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+_counter = itertools.count()
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TWISTD = shutil.which("twistd") or os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+class CommandFailed(AssertionError):
+    pass
+
+
+def run(*command, check=True, timeout=60, input=None):
+    result = subprocess.run(command, capture_output=True, text=input is None or isinstance(input, str),
+                            timeout=timeout, input=input)
+    if check and result.returncode != 0:
+        raise CommandFailed("%s failed (%d): %s%s" % (" ".join(command), result.returncode, result.stdout, result.stderr))
+    return result
+
+
+def wait_for(condition, timeout=20.0, interval=0.05, message="condition"):
+    """Poll ``condition`` until it returns a true value; fail with ``message`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, message))
+        time.sleep(interval)
+
+
+class Host:
+    def __init__(self, lab, name):
+        self.lab = lab
+        self.name = name
+        run("ip", "netns", "add", name)
+        self.ip("link", "set", "lo", "up")
+
+    def ip(self, *arguments, check=True):
+        return run("ip", "-n", self.name, *arguments, check=check)
+
+    def exec(self, *command, check=True, timeout=60, input=None):
+        return run("ip", "netns", "exec", self.name, *command, check=check, timeout=timeout, input=input)
+
+    def popen(self, *command, **kwargs):
+        process = subprocess.Popen(("ip", "netns", "exec", self.name) + command, **kwargs)
+        self.lab.processes.append(process)
+        return process
+
+    def has_link(self, name):
+        return self.ip("link", "show", name, check=False).returncode == 0
+
+    def ping(self, address, count=3, timeout=20.0):
+        """Wait until ``address`` answers, then require ``count`` answers in a row."""
+        family = "-6" if ":" in address else "-4"
+        wait_for(lambda: self.exec("ping", family, "-c", "1", "-W", "1", address, check=False).returncode == 0,
+                 timeout, message="%s to answer ping from %s" % (address, self.name))
+        result = self.exec("ping", family, "-c", str(count), "-i", "0.2", "-W", "2", address, check=False)
+        assert result.returncode == 0 and " 0% packet loss" in result.stdout, result.stdout
+
+
+class Relay:
+    """A ``twistd -n tunrelay`` process in a namespace, with its config and log in tmp."""
+
+    def __init__(self, host, directory, config, extra_twistd=()):
+        self.host = host
+        index = next(_counter)
+        self.config_path = os.path.join(directory, "%s-%d.yaml" % (host.name, index))
+        self.log_path = os.path.join(directory, "%s-%d.log" % (host.name, index))
+        config.setdefault("control_socket", os.path.join(directory, "%s-%d.sock" % (host.name, index)))
+        self.config = config
+        with open(self.config_path, "w") as stream:
+            yaml.safe_dump(config, stream)
+        # The checkout under test comes first on the path, so a stale installed copy can't
+        # stand in for it (twisted.plugins also scans <path>/twisted/plugins).
+        environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            filter(None, [REPOSITORY, os.environ.get("PYTHONPATH")])))
+        self.process = host.popen(TWISTD, "-n", "--pidfile=", "--logfile", self.log_path, *extra_twistd,
+                                  "tunrelay", "-c", self.config_path, env=environment,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        wait_for(lambda: "relay up" in self.log() or self.process.poll() is not None, 20,
+                 message="relay in %s to start" % host.name)
+        if self.process.poll() is not None:
+            raise AssertionError("relay in %s exited (%s):\n%s\n%s" % (
+                host.name, self.process.returncode, self.process.stdout.read().decode(), self.log()))
+
+    @property
+    def device(self):
+        return self.config["interface"]["name"]
+
+    def log(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, text, timeout=20.0):
+        wait_for(lambda: text in self.log(), timeout, message="%r in the log of %s" % (text, self.host.name))
+
+    def effective_uid(self):
+        """The uid twistd runs as now (``ip netns exec`` execs twistd, so the pid is twistd's)."""
+        with open("/proc/%d/status" % self.process.pid) as status:
+            for line in status:
+                if line.startswith("Uid:"):
+                    return int(line.split()[2])
+        raise AssertionError("no Uid line for pid %d" % self.process.pid)
+
+    def stop(self, timeout=15.0):
+        """SIGTERM and wait; twistd re-raises the signal after a clean shutdown, so -15 is normal."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout)
+        return self.process.returncode
+
+
+class Lab:
+    """Owns namespaces and processes; ``close`` removes them all, whatever happened."""
+
+    def __init__(self, directory):
+        self.directory = str(directory)
+        self.prefix = "tr%d%d" % (os.getpid() % 100000, next(_counter))
+        self.hosts = []
+        self.processes = []
+
+    def host(self, suffix):
+        host = Host(self, "%s%s" % (self.prefix, suffix))
+        self.hosts.append(host)
+        return host
+
+    def link(self, a, b, a_name="u0", b_name="u0", a_mac=None, b_mac=None):
+        """A veth pair between two hosts (or within one when a is b)."""
+        temporary_a, temporary_b = "%sx%d" % (self.prefix, next(_counter)), "%sy%d" % (self.prefix, next(_counter))
+        run("ip", "link", "add", temporary_a, "type", "veth", "peer", "name", temporary_b)
+        for temporary, host, name, mac in ((temporary_a, a, a_name, a_mac), (temporary_b, b, b_name, b_mac)):
+            run("ip", "link", "set", temporary, "netns", host.name)
+            host.ip("link", "set", temporary, "name", name)
+            if mac:
+                host.ip("link", "set", name, "address", mac)
+            host.ip("link", "set", name, "up")
+
+    def underlay(self, ipv6=True):
+        """Two hosts on one veth: a=192.0.2.1/2001:db8::1, b=192.0.2.2/2001:db8::2, MACs 02:..:01/02."""
+        a, b = self.host("a"), self.host("b")
+        self.link(a, b, a_mac="02:00:00:00:00:01", b_mac="02:00:00:00:00:02")
+        for host, last in ((a, 1), (b, 2)):
+            host.ip("addr", "add", "192.0.2.%d/24" % last, "dev", "u0")
+            if ipv6:
+                host.ip("addr", "add", "2001:db8::%d/64" % last, "dev", "u0", "nodad")
+        return a, b
+
+    def relay(self, host, config, extra_twistd=()):
+        return Relay(host, self.directory, config, extra_twistd)
+
+    def close(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        for host in self.hosts:
+            pids = run("ip", "netns", "pids", host.name, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            run("ip", "netns", "delete", host.name, check=False)
+
+
+def random_file(directory, size):
+    path = os.path.join(str(directory), "payload-%d.bin" % size)
+    with open(path, "wb") as stream:
+        stream.write(os.urandom(size))
+    return path
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def transfer(sender, receiver, address, directory, size=20 * 1000 * 1000, port=5001, timeout=120):
+    """Send ``size`` random bytes with nc from sender to receiver:address; return both sha256s."""
+    source = random_file(directory, size)
+    received = os.path.join(str(directory), "received-%d-%d.bin" % (port, next(_counter)))
+    with open(received, "wb") as output:
+        listener = receiver.popen("nc", "-l", "-N", address, str(port), stdout=output, stderr=subprocess.PIPE)
+        wait_for(lambda: _listening(receiver, port), 10, message="nc listening on %s:%d" % (address, port))
+        with open(source, "rb") as payload:
+            sender.exec("nc", "-N", "-w", "30", address, str(port), input=payload.read(), timeout=timeout)
+        listener.wait(timeout)
+    return sha256_of(source), sha256_of(received)
+
+
+def _listening(host, port):
+    return (":%d " % port) in host.exec("ss", "-ltnH", check=False).stdout

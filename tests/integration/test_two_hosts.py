@@ -1,0 +1,81 @@
+"""Two relays on two namespaces, linked over every transport: ping both ways, move 20 MB."""
+
+import pytest
+
+from .netns import transfer
+
+OVERLAY_A, OVERLAY_B = "198.51.100.1", "198.51.100.2"
+
+
+def relay_config(mode, overlay_last, listen, peer_endpoint=None, mtu=1400, **extra):
+    peer = {"name": "other", "allowed_ips": ["198.51.100.%d/32" % (3 - overlay_last)]}
+    if peer_endpoint:
+        peer["endpoint"] = peer_endpoint
+    config = {
+        "interface": {"name": "tr0", "mode": mode, "mtu": mtu,
+                      "addresses": ["198.51.100.%d/24" % overlay_last]},
+        "plaintext": True,
+        "listen": listen,
+        "peers": [peer],
+    }
+    config.update(extra)
+    return config
+
+
+# (mode, transport of A's listen, B's endpoint to A, B's own listen)
+CASES = {
+    "tun-tcp": ("tun", ["tcp://192.0.2.1:51820"], "tcp://192.0.2.1:51820", []),
+    "tun-udp": ("tun", ["udp://192.0.2.1:51820"], "udp://192.0.2.1:51820", ["udp://192.0.2.2:51820"]),
+    "tap-tcp": ("tap", ["tcp://192.0.2.1:51820"], "tcp://192.0.2.1:51820", []),
+    "tap-udp": ("tap", ["udp://192.0.2.1:51820"], "udp://192.0.2.1:51820", ["udp://192.0.2.2:51820"]),
+    "tap-ethernet": ("tap", ["ethernet://u0"], "ethernet://u0/02:00:00:00:00:01", ["ethernet://u0"]),
+    "tun-udp-ipv6-underlay": ("tun", ["udp://[2001:db8::1]:51820"], "udp://[2001:db8::1]:51820",
+                              ["udp://[2001:db8::2]:51820"]),
+}
+
+
+def start_pair(lab, mode, a_listen, b_endpoint, b_listen, a_extra=(), b_extra=()):
+    a, b = lab.underlay()
+    relay_a = lab.relay(a, relay_config(mode, 1, a_listen), extra_twistd=a_extra)
+    relay_b = lab.relay(b, relay_config(mode, 2, b_listen, b_endpoint), extra_twistd=b_extra)
+    return a, b, relay_a, relay_b
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_ping_and_20mb_transfer(lab, tmp_path, case):
+    mode, a_listen, b_endpoint, b_listen = CASES[case]
+    a, b, relay_a, relay_b = start_pair(lab, mode, a_listen, b_endpoint, b_listen)
+    b.ping(OVERLAY_A)
+    a.ping(OVERLAY_B)
+    sent, received = transfer(a, b, OVERLAY_B, tmp_path)
+    assert sent == received
+    assert "Traceback" not in relay_a.log() + relay_b.log()
+
+
+def test_traffic_flows_after_twistd_drops_privileges(lab, tmp_path):
+    """Device and sockets are opened before -u/-g take effect; reconnects work as nobody."""
+    unprivileged = ("-u", "nobody", "-g", "nogroup")
+    a, b, relay_a, relay_b = start_pair(lab, "tun", ["tcp://192.0.2.1:51820"], "tcp://192.0.2.1:51820", [],
+                                        a_extra=unprivileged, b_extra=unprivileged)
+    b.ping(OVERLAY_A)
+    for relay in (relay_a, relay_b):
+        assert relay.effective_uid() != 0
+    relay_a.stop()
+    assert not a.has_link("tr0")  # removed although A ran as nobody: closing the fd deletes it
+    lab.relay(a, relay_config("tun", 1, ["tcp://192.0.2.1:51820"]))
+    b.ping(OVERLAY_A, timeout=40)  # B's ClientService reconnected while running as nobody
+    sent, received = transfer(b, a, OVERLAY_A, tmp_path, size=2 * 1000 * 1000)
+    assert sent == received
+
+
+def test_stopping_a_relay_removes_its_device_addresses_and_routes(lab):
+    a, _ = lab.underlay()
+    config = relay_config("tun", 1, [])
+    config["interface"].update(addresses=["198.51.100.1/24", "2001:db8:1::1/64"], routes=["203.0.113.0/24"])
+    relay = lab.relay(a, config)
+    assert "198.51.100.1/24" in a.ip("addr", "show", "tr0").stdout
+    assert "dev tr0" in a.ip("route", "show", "203.0.113.0/24").stdout
+    relay.stop()
+    assert "Server Shut Down" in relay.log() and "Traceback" not in relay.log()
+    assert not a.has_link("tr0")
+    assert a.ip("route", "show", "203.0.113.0/24").stdout.strip() == ""
