@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from tunrelay.wire.ethernet import format_mac
+
 __all__ = ["Endpoint", "parse_endpoint", "parse_listen", "format_mac", "parse_mac"]
 
 TRANSPORTS = ("tcp", "udp", "ethernet")
@@ -45,10 +47,6 @@ def parse_mac(text):
     if not _MAC.match(text):
         raise ValueError("%r is not a MAC address like 02:00:00:00:00:02" % text)
     return bytes(int(part, 16) for part in text.split(":"))
-
-
-def format_mac(mac):
-    return ":".join("%02x" % byte for byte in mac)
 
 
 def _split(text):

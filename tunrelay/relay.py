@@ -25,10 +25,17 @@ from twisted.logger import Logger
 
 from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS
 from tunrelay.forwarding.allowed_ips import AllowedIPs
-from tunrelay.forwarding.packet import MalformedFrame, ethernet_addresses, ip_route_key
+from tunrelay.wire.errors import MalformedPacket
+from tunrelay.wire.ethernet import HEADER_LEN as ETHERNET_HEADER_LEN
+from tunrelay.wire.ip import route_key
 from tunrelay.stats import Counters, DropReporter
 
 __all__ = ["Peer", "Relay"]
+
+
+def _check_ethernet_header(frame):
+    if len(frame) < ETHERNET_HEADER_LEN:
+        raise MalformedPacket("truncated_ethernet_header")
 
 
 class Peer:
@@ -178,15 +185,15 @@ class Relay:
         counters = peer.counters
         try:
             if self.tun:
-                version, source, destination, frame = ip_route_key(frame)
+                version, source, destination, frame = route_key(frame)
                 if self.routes.lookup(version, source) is not peer:
                     self.drops.drop("source_not_allowed", peer)
                     return
                 target = self.routes.lookup(version, destination) if self.forward_between_peers else None
             else:
-                destination_mac, _ = ethernet_addresses(frame)
+                _check_ethernet_header(frame)
                 target = None
-        except MalformedFrame as error:
+        except MalformedPacket as error:
             self.drops.drop(error.reason, peer)
             return
         counters.rx_packets += 1
@@ -195,7 +202,7 @@ class Relay:
             self._send(target, frame)
             return
         self._to_device(frame, peer)
-        if not self.tun and self.forward_between_peers and destination_mac[0] & 1:
+        if not self.tun and self.forward_between_peers and frame[0] & 1:  # group address: flood
             for other in self.peers.values():
                 if other is not peer:
                     self._send(other, frame)
@@ -219,15 +226,15 @@ class Relay:
         counters.rx_bytes += len(frame)
         try:
             if self.tun:
-                version, _, destination, frame = ip_route_key(frame)
+                version, _, destination, frame = route_key(frame)
                 peer = self.routes.lookup(version, destination)
                 if peer is None:
                     self.drops.drop("no_route", None)
                     return
                 self._send(peer, frame)
                 return
-            ethernet_addresses(frame)
-        except MalformedFrame as error:
+            _check_ethernet_header(frame)
+        except MalformedPacket as error:
             self.drops.drop(error.reason, None)
             return
         for peer in self.peers.values():
