@@ -96,19 +96,19 @@ def _ethernet(text, rest, need_mac):
     return Endpoint("ethernet", interface=interface, mac=parse_mac(mac_text) if need_mac else None)
 
 
-def parse_endpoint(text):
-    """A peer's endpoint; raise ValueError with a readable reason."""
+def _parse(text, remote):
     scheme, rest = _split(text)
     if scheme == "ethernet":
-        return _ethernet(text, rest, need_mac=True)
-    host, port = _host_port(text, rest, allow_hostname=True)
+        return _ethernet(text, rest, need_mac=remote)
+    host, port = _host_port(text, rest, allow_hostname=remote)
     return Endpoint(scheme, host=host, port=port)
+
+
+def parse_endpoint(text):
+    """A peer's endpoint (hostnames allowed; ethernet needs the MAC); raise ValueError."""
+    return _parse(text, remote=True)
 
 
 def parse_listen(text):
-    """A local listen address; raise ValueError with a readable reason."""
-    scheme, rest = _split(text)
-    if scheme == "ethernet":
-        return _ethernet(text, rest, need_mac=False)
-    host, port = _host_port(text, rest, allow_hostname=False)
-    return Endpoint(scheme, host=host, port=port)
+    """A local listen address (IP literals only; ethernet without MAC); raise ValueError."""
+    return _parse(text, remote=False)
