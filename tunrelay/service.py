@@ -138,7 +138,10 @@ class RelayService(MultiService):
 
     def _abort_start(self, message):
         self.log.critical("cannot start: {message}", message=message)
-        sys.stderr.write("tunrelay: cannot start: %s\n" % message)
+        # twistd has replaced sys.stderr with a log writer by now; the operator needs the
+        # line on the real stderr (the log gets it from log.critical above).
+        sys.__stderr__.write("tunrelay: cannot start: %s\n" % message)
+        sys.__stderr__.flush()
         self._close_everything()
         raise SystemExit(1)
 

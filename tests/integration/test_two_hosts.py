@@ -31,6 +31,7 @@ CASES = {
     "tap-ethernet": ("tap", ["ethernet://u0"], "ethernet://u0/02:00:00:00:00:01", ["ethernet://u0"]),
     "tun-udp-ipv6-underlay": ("tun", ["udp://[2001:db8::1]:51820"], "udp://[2001:db8::1]:51820",
                               ["udp://[2001:db8::2]:51820"]),
+    "tap-tcp-ipv6-underlay": ("tap", ["tcp://[2001:db8::1]:51820"], "tcp://[2001:db8::1]:51820", []),
 }
 
 
@@ -73,7 +74,8 @@ def test_stopping_a_relay_removes_its_device_addresses_and_routes(lab):
     config = relay_config("tun", 1, [])
     config["interface"].update(addresses=["198.51.100.1/24", "2001:db8:1::1/64"], routes=["203.0.113.0/24"])
     relay = lab.relay(a, config)
-    assert "198.51.100.1/24" in a.ip("addr", "show", "tr0").stdout
+    link = a.ip("addr", "show", "tr0").stdout
+    assert "198.51.100.1/24" in link and "2001:db8:1::1/64" in link and "mtu 1400" in link and ",UP" in link
     assert "dev tr0" in a.ip("route", "show", "203.0.113.0/24").stdout
     relay.stop()
     assert "Server Shut Down" in relay.log() and "Traceback" not in relay.log()
