@@ -276,15 +276,32 @@ class Relay:
             peer.keepalive_call = None
 
     def snapshot(self):
-        """Counters and state for status displays and tests."""
+        """State and counters as plain data: the schema behind ``tunrelay status --json``.
+
+        Times are the injected clock's seconds (Unix time under a real reactor) or None.
+        """
+        config = self.config
         return {
-            "interface": self.config.interface.name,
-            "mode": self.config.interface.mode,
+            "interface": {"name": config.interface.name, "mode": config.interface.mode,
+                          "mtu": config.interface.mtu,
+                          "addresses": [str(address) for address in config.interface.addresses]},
+            "listen": [str(address) for address in config.listen],
+            "plaintext": config.plaintext,
             "device": self.device_counters.as_dict(),
             "drops": dict(self.drops.counters.drops),
-            "peers": [
-                dict(name=peer.name, endpoint=peer.describe_path(), paths=len(peer.paths),
-                     **peer.counters.as_dict())
-                for peer in self.peers.values()
-            ],
+            "peers": [self._peer_snapshot(peer) for peer in self.peers.values()],
         }
+
+    def _peer_snapshot(self, peer):
+        link = peer.active_path[0] if peer.active_path is not None else None
+        return dict(
+            name=peer.name,
+            endpoint=peer.describe_path() or (str(peer.endpoint) if peer.endpoint else None),
+            transport=link.kind if link is not None else (peer.endpoint.transport if peer.endpoint else None),
+            session="plaintext" if self.config.plaintext else "none",
+            latest_handshake=None,
+            last_received=peer.last_received,
+            paths=len(peer.paths),
+            allowed_ips=[str(network) for network in peer.config.allowed_ips],
+            keepalive=peer.config.keepalive,
+            **peer.counters.as_dict())
