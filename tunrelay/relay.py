@@ -15,7 +15,8 @@ the sender (plaintext: by the path's address), decode, inner packet check, sourc
 against the sender's ``allowed_ips`` (tun), then the device or, with
 ``forward_between_peers``, straight to another peer without a round trip through the
 kernel. Outbound (tun): longest-prefix match of the destination over all peers'
-``allowed_ips`` (WireGuard's cryptokey routing); (tap): the single peer, or every peer.
+``allowed_ips`` (WireGuard's cryptokey routing). In tap mode the relay is a learning
+switch whose ports are the device and the peers (``tunrelay.forwarding.switch``).
 
 Everything that is dropped is counted by reason and reported at a limited rate; nothing
 raises out of the data path.
@@ -25,6 +26,7 @@ from twisted.logger import Logger
 
 from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS
 from tunrelay.forwarding.allowed_ips import AllowedIPs
+from tunrelay.forwarding.switch import LearningSwitch
 from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.ethernet import HEADER_LEN as ETHERNET_HEADER_LEN
 from tunrelay.wire.ip import route_key
@@ -33,9 +35,7 @@ from tunrelay.stats import Counters, DropReporter
 __all__ = ["Peer", "Relay"]
 
 
-def _check_ethernet_header(frame):
-    if len(frame) < ETHERNET_HEADER_LEN:
-        raise MalformedPacket("truncated_ethernet_header")
+DEVICE_PORT = "device"  # the learning switch's name for the tun/tap side
 
 
 class Peer:
@@ -77,6 +77,7 @@ class Relay:
         self.drops = DropReporter(clock)
         self.device_counters = Counters()
         self.routes = AllowedIPs()
+        self.switch = LearningSwitch()
         self.peers = {}
         self._bindings = {}           # (link, address) -> Peer, for links shared by many peers
         self._endpointless = None
@@ -182,30 +183,58 @@ class Relay:
         self._frame_from_peer(peer, message)
 
     def _frame_from_peer(self, peer, frame):
-        counters = peer.counters
         try:
-            if self.tun:
-                version, source, destination, frame = route_key(frame)
-                if self.routes.lookup(version, source) is not peer:
-                    self.drops.drop("source_not_allowed", peer)
-                    return
-                target = self.routes.lookup(version, destination) if self.forward_between_peers else None
-            else:
-                _check_ethernet_header(frame)
-                target = None
+            if not self.tun:
+                self._switch_from_peer(peer, frame)
+                return
+            version, source, destination, frame = route_key(frame)
         except MalformedPacket as error:
             self.drops.drop(error.reason, peer)
             return
-        counters.rx_packets += 1
-        counters.rx_bytes += len(frame)
+        if self.routes.lookup(version, source) is not peer:
+            self.drops.drop("source_not_allowed", peer)
+            return
+        self._count_received(peer, frame)
+        target = self.routes.lookup(version, destination) if self.forward_between_peers else None
         if target is not None and target is not peer:
             self._send(target, frame)
-            return
-        self._to_device(frame, peer)
-        if not self.tun and self.forward_between_peers and frame[0] & 1:  # group address: flood
-            for other in self.peers.values():
-                if other is not peer:
-                    self._send(other, frame)
+        else:
+            self._to_device(frame, peer)
+
+    def _count_received(self, peer, frame):
+        counters = peer.counters
+        counters.rx_packets += 1
+        counters.rx_bytes += len(frame)
+
+    def _switch_from_peer(self, peer, frame):
+        """tap: learn the source against the peer; deliver by the destination's port."""
+        self._learn_source(frame, peer)
+        self._count_received(peer, frame)
+        port = None if frame[0] & 1 else self.switch.lookup(frame[0:6], self.clock.seconds())
+        if port is peer:
+            self.drops.drop("hairpin", peer)
+        elif port is None:  # broadcast, multicast or unknown unicast: flood
+            self._to_device(frame, peer)
+            if self.forward_between_peers:
+                self._flood(frame, except_peer=peer)
+        elif port is DEVICE_PORT or not self.forward_between_peers:
+            self._to_device(frame, peer)
+        else:
+            self._send(port, frame)
+
+    def _learn_source(self, frame, port):
+        if len(frame) < ETHERNET_HEADER_LEN:
+            raise MalformedPacket("truncated_ethernet_header")
+        if frame[6] & 1:
+            raise MalformedPacket("multicast_source_mac")
+        refused = self.switch.learn(frame[6:12], port, self.clock.seconds())
+        if refused is not None:
+            self.drops.drop(refused, port if port is not DEVICE_PORT else None)
+
+    def _flood(self, frame, except_peer=None):
+        for other in self.peers.values():
+            if other is not except_peer:
+                self._send(other, frame)
 
     def _to_device(self, frame, peer):
         if self.device is None:
@@ -225,20 +254,28 @@ class Relay:
         counters.rx_packets += 1
         counters.rx_bytes += len(frame)
         try:
-            if self.tun:
-                version, _, destination, frame = route_key(frame)
-                peer = self.routes.lookup(version, destination)
-                if peer is None:
-                    self.drops.drop("no_route", None)
-                    return
-                self._send(peer, frame)
+            if not self.tun:
+                self._switch_from_device(frame)
                 return
-            _check_ethernet_header(frame)
+            version, _, destination, frame = route_key(frame)
         except MalformedPacket as error:
             self.drops.drop(error.reason, None)
             return
-        for peer in self.peers.values():
-            self._send(peer, frame)
+        peer = self.routes.lookup(version, destination)
+        if peer is None:
+            self.drops.drop("no_route", None)
+            return
+        self._send(peer, frame)
+
+    def _switch_from_device(self, frame):
+        self._learn_source(frame, DEVICE_PORT)
+        port = None if frame[0] & 1 else self.switch.lookup(frame[0:6], self.clock.seconds())
+        if port is None:
+            self._flood(frame)
+        elif port is DEVICE_PORT:
+            self.drops.drop("hairpin", None)
+        else:
+            self._send(port, frame)
 
     def _send(self, peer, message):
         path = peer.active_path

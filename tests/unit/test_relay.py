@@ -162,3 +162,49 @@ def test_tap_frames_cross_and_runts_are_dropped():
     assert pair.b.device.written == [frame]
     pair.link_a.send(("192.0.2.2", 51820), b"\x01" * 13)
     assert pair.b.peers["peer1"].counters.drops["truncated_ethernet_header"] == 1
+
+
+def tap_hub():
+    relay = relay_from_yaml(hub_config().replace("addresses: [198.51.100.1/24]}", "mode: tap}"))
+    link = MemoryLink("udp")
+    relay.path_opened(relay.peers["a"], link, ("192.0.2.2", 1))
+    relay.path_opened(relay.peers["b"], link, ("192.0.2.3", 1))
+    return relay, link
+
+
+MAC_A, MAC_B, MAC_HOST = (bytes([2, 0, 0, 0, 0, n]) for n in (0xA, 0xB, 0x1))
+
+
+def test_tap_unknown_unicast_floods_then_learned_unicast_goes_to_one_port():
+    relay, link = tap_hub()
+    relay.device_frame(ethernet_frame(MAC_A, MAC_HOST))
+    assert sorted(address for address, _ in link.sent) == [("192.0.2.2", 1), ("192.0.2.3", 1)]
+    link.sent.clear()
+    relay.message_received(link, ("192.0.2.2", 1), ethernet_frame(MAC_HOST, MAC_A))
+    assert relay.device.written == [ethernet_frame(MAC_HOST, MAC_A)] and link.sent == []
+    relay.device_frame(ethernet_frame(MAC_A, MAC_HOST))
+    assert [address for address, _ in link.sent] == [("192.0.2.2", 1)]
+
+
+def test_tap_peer_to_peer_unicast_skips_the_device_and_broadcast_reaches_all():
+    relay, link = tap_hub()
+    relay.message_received(link, ("192.0.2.3", 1), ethernet_frame(b"\xff" * 6, MAC_B))
+    assert len(relay.device.written) == 1 and [a for a, _ in link.sent] == [("192.0.2.2", 1)]
+    link.sent.clear()
+    relay.message_received(link, ("192.0.2.2", 1), ethernet_frame(MAC_B, MAC_A))
+    assert [a for a, _ in link.sent] == [("192.0.2.3", 1)] and len(relay.device.written) == 1
+
+
+def test_tap_mac_flood_from_one_peer_is_bounded_and_counted():
+    relay, link = tap_hub()
+    for n in range(3000):
+        relay.message_received(link, ("192.0.2.2", 1), ethernet_frame(b"\xff" * 6, bytes([2, 1, 0, 0, n >> 8, n & 255])))
+    assert relay.peers["a"].counters.drops["mac_table_port_full"] == 3000 - relay.switch.max_per_port
+    relay.message_received(link, ("192.0.2.3", 1), ethernet_frame(b"\xff" * 6, MAC_B))
+    assert relay.switch.lookup(MAC_B, relay.clock.seconds()) is relay.peers["b"]
+
+
+def test_tap_multicast_source_is_dropped():
+    relay, link = tap_hub()
+    relay.message_received(link, ("192.0.2.2", 1), ethernet_frame(MAC_HOST, b"\x03" + MAC_A[1:]))
+    assert relay.peers["a"].counters.drops["multicast_source_mac"] == 1 and relay.device.written == []
