@@ -1,24 +1,43 @@
 """The ``tunrelay`` command: tools around the relay that twistd runs.
 
-    tunrelay check -c FILE     validate a configuration, print every problem, exit non-zero on any
-    tunrelay run -c FILE       run in the foreground (same as ``twistd -n tunrelay -c FILE``)
+    tunrelay check -c FILE                      validate a configuration, print every problem, exit non-zero on any
+    tunrelay run -c FILE                        run in the foreground (same as ``twistd -n tunrelay -c FILE``)
+    tunrelay status [-s SOCKET | -c FILE] [--json]   show the running relay, like ``wg show``
+    tunrelay reload [-s SOCKET | -c FILE]       ask the running relay to re-read its configuration
+
+``status`` and ``reload`` talk to the relay's control socket: ``-s`` names it, else
+``control_socket`` from the configuration given with ``-c``, else the default for ``tr0``.
+Exit codes: 0 success, 1 the relay could not be reached or refused (one line on stderr),
+2 a configuration error.
 """
 
 import argparse
+import json
 import sys
+import time
 
 from tunrelay import __version__
 from tunrelay import config as configuration
+from tunrelay.constants import DEFAULT_CONTROL_SOCKET
 
 __all__ = ["main"]
 
+DEFAULT_SOCKET = DEFAULT_CONTROL_SOCKET.format(interface="tr0")
 
-def _check(arguments):
+
+def _load(path):
+    """The configuration at ``path``, or None after printing every problem."""
     try:
-        loaded = configuration.load(arguments.config)
+        return configuration.load(path)
     except configuration.ConfigError as failure:
         for problem in failure.problems:
             print("tunrelay: config error: %s" % problem, file=sys.stderr)
+        return None
+
+
+def _check(arguments):
+    loaded = _load(arguments.config)
+    if loaded is None:
         return 2
     print("%s: OK (%s %s, %d listen addresses, %d peers%s)" % (
         arguments.config, loaded.interface.mode, loaded.interface.name, len(loaded.listen),
@@ -34,6 +53,60 @@ def _run(arguments):
     return 0
 
 
+def _ask(arguments, command):
+    """Send ``command`` to the control socket; (reply, exit code). Prints its own errors."""
+    from tunrelay.control.client import ControlClientError, request
+
+    path = arguments.socket
+    if path is None and arguments.config is not None:
+        loaded = _load(arguments.config)
+        if loaded is None:
+            return None, 2
+        path = loaded.control_socket
+    try:
+        reply = request(path or DEFAULT_SOCKET, command)
+    except ControlClientError as failure:
+        print("tunrelay: %s" % failure, file=sys.stderr)
+        return None, 1
+    if not reply["ok"]:
+        print("tunrelay: %s failed: %s" % (command, reply.get("message") or reply.get("error") or "no reason given"),
+              file=sys.stderr)
+        return reply, 1
+    return reply, 0
+
+
+def _status(arguments):
+    from tunrelay.control.render import render_status
+
+    reply, code = _ask(arguments, "status")
+    if code:
+        return code
+    document = reply.get("result")
+    if not isinstance(document, dict):
+        print("tunrelay: status reply has no result document", file=sys.stderr)
+        return 1
+    if arguments.json:
+        print(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        now = document.get("time")
+        sys.stdout.write(render_status(document, now if isinstance(now, (int, float)) else time.time()))
+    return 0
+
+
+def _reload(arguments):
+    reply, code = _ask(arguments, "reload")
+    if code:
+        return code
+    print("tunrelay: %s" % (reply.get("message") or "reloaded"))
+    return 0
+
+
+def _control_arguments(parser):
+    parser.add_argument("-s", "--socket", help="control socket (default: the config's control_socket, else %s)"
+                        % DEFAULT_SOCKET)
+    parser.add_argument("-c", "--config", help="read control_socket from this configuration file")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="tunrelay", description="tun/tap relay tools")
     parser.add_argument("--version", action="version", version="tunrelay " + __version__)
@@ -44,6 +117,13 @@ def main(argv=None):
     run = commands.add_parser("run", help="run the relay in the foreground")
     run.add_argument("-c", "--config", required=True)
     run.set_defaults(handler=_run)
+    status = commands.add_parser("status", help="show interface, peers and counters of the running relay")
+    _control_arguments(status)
+    status.add_argument("--json", action="store_true", help="print the status document as JSON (schema_version 1)")
+    status.set_defaults(handler=_status)
+    reload = commands.add_parser("reload", help="ask the running relay to re-read its configuration")
+    _control_arguments(reload)
+    reload.set_defaults(handler=_reload)
     arguments = parser.parse_args(argv)
     return arguments.handler(arguments)
 

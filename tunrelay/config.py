@@ -15,6 +15,7 @@ from typing import Optional, Tuple
 import yaml
 
 from tunrelay import endpoints
+from tunrelay.metrics import parse_address as parse_metrics_address
 from tunrelay.constants import (
     DEFAULT_CONTROL_SOCKET,
     DEFAULT_IDLE_TIMEOUT,
@@ -68,6 +69,7 @@ class RelayConfig:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     max_frame_size: int = MAX_FRAME_SIZE
     forward_between_peers: bool = True
+    metrics: Optional[str] = None   # "IP:PORT" of the Prometheus endpoint
     source: str = field(default="<string>", compare=False)
 
 
@@ -237,7 +239,7 @@ def _checked_public_key(text):
 
 
 _TOP_KEYS = {"interface", "plaintext", "private_key_file", "control_socket", "listen", "peers",
-             "idle_timeout", "max_frame_size", "forward_between_peers"}
+             "idle_timeout", "max_frame_size", "forward_between_peers", "metrics"}
 
 
 def parse(text, source="<string>"):
@@ -272,6 +274,8 @@ def parse(text, source="<string>"):
         values["idle_timeout"] = reader.number(fields["idle_timeout"], "idle_timeout", 0, 86400, integer=False)
     if "max_frame_size" in fields:
         values["max_frame_size"] = reader.number(fields["max_frame_size"], "max_frame_size", MIN_FRAME_SIZE, MAX_FRAME_SIZE)
+    if "metrics" in fields and reader.parsed(fields["metrics"], "metrics", parse_metrics_address) is not None:
+        values["metrics"] = reader.value(fields["metrics"])
     if "forward_between_peers" in fields:
         values["forward_between_peers"] = reader.boolean(fields["forward_between_peers"], "forward_between_peers")
     listen = []

@@ -89,13 +89,71 @@ class Relay:
     def add_peer(self, peer_config):
         peer = Peer(peer_config)
         self.peers[peer.name] = peer
-        for network in peer_config.allowed_ips:
-            self.routes.insert(network, peer)
-        if peer_config.endpoint is None:
-            self._endpointless = peer
-        if peer_config.keepalive:
-            self._schedule_keepalive(peer)
+        self._install(peer)
         return peer
+
+    def _install(self, peer):
+        """Routes, identity and timers that follow from ``peer.config``."""
+        for network in peer.config.allowed_ips:
+            self.routes.insert(network, peer)
+        if peer.config.endpoint is None:
+            self._endpointless = peer
+        if peer.config.keepalive:
+            self._schedule_keepalive(peer)
+
+    def _uninstall(self, peer):
+        self.routes.remove_owner(peer)
+        if self._endpointless is peer:
+            self._endpointless = None
+        if peer.keepalive_call is not None and peer.keepalive_call.active():
+            peer.keepalive_call.cancel()
+        peer.keepalive_call = None
+
+    def remove_peer(self, name):
+        peer = self.peers.pop(name)
+        self._uninstall(peer)
+        self.switch.forget_port(peer)
+        self._close_paths(peer)
+        return peer
+
+    def _close_paths(self, peer):
+        for link, address in list(peer.paths):
+            self.path_closed(link, address)
+            link.close_path(address)
+
+    def reconfigure(self, config):
+        """Apply a new configuration's peers in place; untouched peers keep paths and counters.
+
+        Returns (added, removed, moved, updated) peer names; ``moved`` peers changed their
+        endpoint and lost their paths, so the caller reconnects them.
+        """
+        wanted = {peer_config.name: peer_config for peer_config in config.peers}
+        removed = [name for name in self.peers if name not in wanted]
+        for name in removed:
+            self.remove_peer(name)
+        added, moved, updated = [], [], []
+        for name, peer_config in wanted.items():
+            peer = self.peers.get(name)
+            if peer is None:
+                self.add_peer(peer_config)
+                added.append(name)
+                continue
+            if peer.config == peer_config:
+                continue
+            self._uninstall(peer)
+            if peer_config.endpoint != peer.config.endpoint:
+                self._close_paths(peer)
+                peer.endpoint_hosts = set()
+                if peer_config.endpoint is not None and peer_config.endpoint.host is not None:
+                    peer.endpoint_hosts.add(peer_config.endpoint.host)
+                moved.append(name)
+            else:
+                updated.append(name)
+            peer.config = peer_config
+            self._install(peer)
+        self.config = config
+        self.forward_between_peers = config.forward_between_peers
+        return added, removed, moved, updated
 
     def identify(self, kind, address):
         """The peer a plaintext message from ``address`` on a ``kind`` link belongs to, or None.
@@ -114,7 +172,7 @@ class Relay:
         return self._endpointless
 
     def path_opened(self, peer, link, address):
-        """A new path to ``peer``; returns links the caller should close (over the per-peer cap)."""
+        """A new path to ``peer``; beyond the per-peer cap the oldest TCP path is closed."""
         path = (link, address)
         if path in peer.paths:
             return []
@@ -124,14 +182,12 @@ class Relay:
             # A newer path takes the traffic only once it delivers something (see
             # message_received): a silent connection must not capture a peer's frames.
             peer.active_path = path
-        evicted = []
         while sum(1 for existing, _ in peer.paths if existing.kind == "tcp") > MAX_CONNECTIONS_PER_PEER:
             oldest = next(p for p in peer.paths if p[0].kind == "tcp")
             self.drops.drop("connection_replaced", peer, "more than %d connections" % MAX_CONNECTIONS_PER_PEER)
             self.path_closed(*oldest)
-            evicted.append(oldest[0])
+            oldest[0].close_path(oldest[1])
         self.log.info("peer {peer} path up: {path}", peer=peer.name, path=link.describe(address))
-        return evicted
 
     def path_closed(self, link, address):
         peer = self._bindings.pop((link, address), None)

@@ -11,6 +11,7 @@ A startup failure (device busy, address in use, missing interface) is one log li
 non-zero exit, never a traceback.
 """
 
+import signal
 import socket
 import sys
 
@@ -20,8 +21,11 @@ from twisted.internet import defer, error as twisted_error, threads
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 
+from tunrelay import config as configuration
+from tunrelay.control.server import ControlSocketError, ControlSocketService
 from tunrelay.constants import RECONNECT_FACTOR, RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY
 from tunrelay.device import DeviceError, TunDevice
+from tunrelay.metrics import MetricsError, metrics_service
 from tunrelay.relay import Relay
 from tunrelay.twisted_io.datagram import EthernetLink, UdpLink, open_ethernet_socket
 from tunrelay.twisted_io.device_port import DevicePort
@@ -63,16 +67,32 @@ class RelayService(MultiService):
         self.listening = []            # IListeningPort objects
         self.ethernet_links = {}       # interface -> EthernetLink
         self.udp_links = {}            # address family -> UdpLink used for outbound datagrams
+        self.control = ControlSocketService(config.control_socket, self.relay.snapshot, self.reload, reactor)
+        self.control.setServiceParent(self)
+        self.metrics = metrics_service(config.metrics, self.relay.snapshot, reactor) if config.metrics else None
+        if self.metrics is not None:
+            self.metrics.setServiceParent(self)
+        self.clients = {}              # peer name -> ClientService keeping its TCP endpoint up
         for peer in self.relay.peers.values():
-            endpoint = peer.endpoint
-            if endpoint is not None and endpoint.transport == "tcp":
-                client = ClientService(
-                    HostnameEndpoint(reactor, endpoint.host, endpoint.port),
-                    OutboundFactory(self.relay, peer),
-                    retryPolicy=backoffPolicy(RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY, RECONNECT_FACTOR),
-                    clock=reactor)
-                client.setName("connect-" + peer.name)
-                client.setServiceParent(self)
+            self._add_client(peer)
+
+    def _add_client(self, peer):
+        endpoint = peer.endpoint
+        if endpoint is None or endpoint.transport != "tcp":
+            return
+        client = ClientService(
+            HostnameEndpoint(self.reactor, endpoint.host, endpoint.port),
+            OutboundFactory(self.relay, peer),
+            retryPolicy=backoffPolicy(RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY, RECONNECT_FACTOR),
+            clock=self.reactor)
+        client.setName("connect-" + peer.name)
+        client.setServiceParent(self)  # starts it at once when we are already running
+        self.clients[peer.name] = client
+
+    def _remove_client(self, name):
+        client = self.clients.pop(name, None)
+        if client is not None:
+            client.disownServiceParent()
 
     # ---- privileged start --------------------------------------------------------------
 
@@ -80,6 +100,7 @@ class RelayService(MultiService):
         _import_what_runs_unprivileged()
         try:
             self._check_mode()
+            self._bind_control()
             self._open_device()
             for address in self.config.listen:
                 self._listen(address)
@@ -96,6 +117,16 @@ class RelayService(MultiService):
                 "%s: encrypted mode is not available yet; set 'plaintext: true' to run unencrypted"
                 % self.config.source)
         self.log.warn("plaintext mode: frames between peers are neither encrypted nor authenticated")
+
+    def _bind_control(self):
+        # First, so a second relay on the same config is told the socket is taken
+        # rather than that the device is busy.
+        try:
+            self.control.listen()
+            if self.metrics is not None:
+                self.metrics.listen()
+        except (ControlSocketError, MetricsError) as failure:
+            raise StartupError(str(failure)) from None
 
     def _open_device(self):
         interface = self.config.interface
@@ -153,15 +184,19 @@ class RelayService(MultiService):
         for link in self.ethernet_links.values():
             link.startReading()
         for peer in self.relay.peers.values():
-            endpoint = peer.endpoint
-            if endpoint is None:
-                continue
-            if endpoint.transport == "udp":
-                self._resolve_udp_endpoint(peer)
-            elif endpoint.transport == "ethernet":
-                self.relay.path_opened(peer, self.ethernet_links[endpoint.interface], endpoint.mac)
+            self._connect_datagram_endpoint(peer)
+        self._install_sighup()
         self.log.info("relay up on {device} ({mode}), {count} peers",
                       device=self.device.name, mode=self.config.interface.mode, count=len(self.relay.peers))
+
+    def _connect_datagram_endpoint(self, peer):
+        endpoint = peer.endpoint
+        if endpoint is None:
+            return
+        if endpoint.transport == "udp":
+            self._resolve_udp_endpoint(peer)
+        elif endpoint.transport == "ethernet":
+            self.relay.path_opened(peer, self.ethernet_links[endpoint.interface], endpoint.mac)
 
     @defer.inlineCallbacks
     def _resolve_udp_endpoint(self, peer):
@@ -186,6 +221,52 @@ class RelayService(MultiService):
         peer.endpoint_hosts.add(address)
         self.relay.path_opened(peer, link, (address, endpoint.port))
 
+    # ---- reload -------------------------------------------------------------------------
+
+    def _install_sighup(self):
+        def on_sighup(signal_number, frame):
+            self.reactor.callFromThread(self.reload)
+
+        signal.signal(signal.SIGHUP, on_sighup)
+
+    def reload(self):
+        """Re-read the config file and apply what changed; return (ok, one-line message)."""
+        try:
+            new = configuration.load(self.config.source)
+        except configuration.ConfigError as failure:
+            message = "config not reloaded, the old one keeps running: " + "; ".join(failure.problems)
+            self.log.error("{message}", message=message)
+            return False, message
+        refusal = self._unreloadable(new)
+        if refusal is not None:
+            message = "config not reloaded, the old one keeps running: " + refusal
+            self.log.error("{message}", message=message)
+            return False, message
+        added, removed, moved, updated = self.relay.reconfigure(new)
+        for name in removed + moved:
+            self._remove_client(name)
+        for name in added + moved:
+            self._add_client(self.relay.peers[name])
+            self._connect_datagram_endpoint(self.relay.peers[name])
+        self.config = new
+        message = "reloaded %s: %d added, %d removed, %d with new endpoints, %d updated" % (
+            new.source, len(added), len(removed), len(moved), len(updated))
+        self.log.info("{message}", message=message, added=added, removed=removed, moved=moved, updated=updated)
+        return True, message
+
+    def _unreloadable(self, new):
+        """Why ``new`` cannot be applied without a restart, or None."""
+        old = self.config
+        for key in ("interface", "plaintext", "private_key_file", "listen", "control_socket", "metrics"):
+            if getattr(old, key) != getattr(new, key):
+                return "'%s' changed; that needs a restart" % key
+        for peer in new.peers:
+            endpoint = peer.endpoint
+            if endpoint is not None and endpoint.transport == "ethernet" and endpoint.interface not in self.ethernet_links:
+                return ("peer %r needs a raw socket on %s, which only opens at start; that needs a restart"
+                        % (peer.name, endpoint.interface))
+        return None
+
     # ---- stop ---------------------------------------------------------------------------
 
     def stopService(self):
@@ -195,6 +276,9 @@ class RelayService(MultiService):
         return stopped
 
     def _close_everything(self):
+        self.control.close()
+        if self.metrics is not None:
+            self.metrics.close()
         for link in self.relay.stream_links():
             link.transport.abortConnection()
         for port in self.listening:

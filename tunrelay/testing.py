@@ -37,9 +37,13 @@ class MemoryLink:
         self.sent = []               # (address, message)
         self.refuse_with = None
         self.deliver = None          # callable(message, address) wiring this link to a remote relay
+        self.closed = []             # addresses whose path the relay closed
 
     def describe(self, address):
         return "%s://%s/%r" % (self.kind, self.name, address)
+
+    def close_path(self, address):
+        self.closed.append(address)
 
     def send(self, address, message):
         if self.refuse_with is not None:

@@ -115,6 +115,20 @@ class Relay:
     def wait_log(self, text, timeout=20.0):
         wait_for(lambda: text in self.log(), timeout, message="%r in the log of %s" % (text, self.host.name))
 
+    def rewrite(self, config):
+        """Replace the config file (for reload tests), keeping the harness's control socket."""
+        if isinstance(config, dict):
+            config = dict(config, control_socket=self.config["control_socket"])
+        with open(self.config_path, "w") as stream:
+            stream.write(config if isinstance(config, str) else yaml.safe_dump(config))
+
+    def tool(self, *arguments, check=False):
+        """Run ``tunrelay ARGS`` from the checkout under test, in the relay's namespace."""
+        environment = dict(os.environ, PYTHONPATH=REPOSITORY)
+        return subprocess.run(["ip", "netns", "exec", self.host.name, sys.executable, "-m", "tunrelay.cli",
+                               *arguments], capture_output=True, text=True, timeout=30, env=environment,
+                              check=check)
+
     def effective_uid(self):
         """The uid twistd runs as now (``ip netns exec`` execs twistd, so the pid is twistd's)."""
         with open("/proc/%d/status" % self.process.pid) as status:
@@ -165,6 +179,14 @@ class Lab:
             if ipv6:
                 host.ip("addr", "add", "2001:db8::%d/64" % last, "dev", "u0", "nodad")
         return a, b
+
+    def third_host(self, a, suffix="c"):
+        """A host c joined to ``a`` by a second veth: a=198.18.0.1 (on u1), c=198.18.0.2 (on u0)."""
+        c = self.host(suffix)
+        self.link(a, c, a_name="u1", b_name="u0")
+        a.ip("addr", "add", "198.18.0.1/24", "dev", "u1")
+        c.ip("addr", "add", "198.18.0.2/24", "dev", "u0")
+        return c
 
     def relay(self, host, config, extra_twistd=()):
         return Relay(host, self.directory, config, extra_twistd)

@@ -48,7 +48,12 @@ def _enlarge_buffers(sock):
             pass  # a smaller buffer only costs throughput
 
 
-class UdpLink(DatagramProtocol):
+class _SharedSocket:
+    def close_path(self, address):
+        """Nothing to close: the socket serves other peers; the relay forgets the binding."""
+
+
+class UdpLink(_SharedSocket, DatagramProtocol):
     kind = "udp"
 
     def __init__(self, relay):
@@ -87,7 +92,7 @@ def open_ethernet_socket(interface):
     return sock
 
 
-class EthernetLink(FileDescriptor):
+class EthernetLink(_SharedSocket, FileDescriptor):
     kind = "ethernet"
 
     def __init__(self, relay, interface, sock, reactor=None):

@@ -37,12 +37,14 @@ class FramedConnection(Protocol):
         self.paused = False
         self.backlog = 0                 # bytes written while paused
         self.idle_call = None
-        self.received_any = False
 
     # -- link interface used by the relay --
     def describe(self, address):
         host, port = address
         return "tcp://%s:%d" % ("[%s]" % host if ":" in host else host, port)
+
+    def close_path(self, address):
+        self.transport.loseConnection()
 
     def send(self, address, message):
         if self.paused:
@@ -75,8 +77,7 @@ class FramedConnection(Protocol):
                 self.relay.drops.drop("unknown_peer", None, self.describe(self.address))
                 self.transport.abortConnection()
                 return
-        for evicted in self.relay.path_opened(self.peer, self, self.address):
-            evicted.transport.loseConnection()
+        self.relay.path_opened(self.peer, self, self.address)
         self._arm_idle_timer()
 
     def _arm_idle_timer(self):
