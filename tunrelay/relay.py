@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS
 from tunrelay.forwarding.allowed_ips import AllowedIPs
 from tunrelay.forwarding.switch import LearningSwitch
+from tunrelay.logs import log_state_change
 from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.ethernet import HEADER_LEN as ETHERNET_HEADER_LEN
 from tunrelay.wire.ip import route_key
@@ -187,7 +188,8 @@ class Relay:
             self.drops.drop("connection_replaced", peer, "more than %d connections" % MAX_CONNECTIONS_PER_PEER)
             self.path_closed(*oldest)
             oldest[0].close_path(oldest[1])
-        self.log.info("peer {peer} path up: {path}", peer=peer.name, path=link.describe(address))
+        if len(peer.paths) == 1:
+            log_state_change("peer_up", peer.name, path=link.describe(address))
 
     def path_closed(self, link, address):
         peer = self._bindings.pop((link, address), None)
@@ -198,7 +200,8 @@ class Relay:
             peer.paths.remove(path)
         if peer.active_path == path:
             peer.active_path = peer.paths[-1] if peer.paths else None
-        self.log.info("peer {peer} path down: {path}", peer=peer.name, path=link.describe(address))
+        if not peer.paths:
+            log_state_change("peer_down", peer.name, reason="%s closed" % link.describe(address))
 
     def link_closed(self, link):
         """Forget every path over ``link`` (a socket that went away)."""
@@ -233,10 +236,17 @@ class Relay:
                 return
         peer.last_received = self.clock.seconds()
         if peer.active_path != (link, address):
-            peer.active_path = (link, address)
+            self._roam(peer, link, address)
         if not message:
             return  # keepalive: it refreshed last_received, nothing to deliver
         self._frame_from_peer(peer, message)
+
+    def _roam(self, peer, link, address):
+        """Answer on the path we last heard from; a datagram peer's new address is roaming."""
+        old = peer.active_path
+        peer.active_path = (link, address)
+        if old is not None and link.kind != "tcp" and old[1] != address:
+            log_state_change("roaming", peer.name, old_path=old[0].describe(old[1]), new_path=link.describe(address))
 
     def _frame_from_peer(self, peer, frame):
         try:

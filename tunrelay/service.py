@@ -25,6 +25,7 @@ from tunrelay import config as configuration
 from tunrelay.control.server import ControlSocketError, ControlSocketService
 from tunrelay.constants import RECONNECT_FACTOR, RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY
 from tunrelay.device import DeviceError, TunDevice
+from tunrelay.logs import log_state_change
 from tunrelay.metrics import MetricsError, metrics_service
 from tunrelay.relay import Relay
 from tunrelay.twisted_io.datagram import EthernetLink, UdpLink, open_ethernet_socket
@@ -46,6 +47,18 @@ def _import_what_runs_unprivileged():
     import twisted.internet.tcp  # noqa: F401
     import twisted.internet.udp  # noqa: F401
     "warm".encode("idna")
+
+
+def _announced_backoff(peer_name, endpoint):
+    """Capped exponential backoff that logs each reconnect as a state change."""
+    policy = backoffPolicy(RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY, RECONNECT_FACTOR)
+
+    def delay_for(attempt):
+        delay = policy(attempt)
+        log_state_change("reconnect", peer_name, endpoint=endpoint, delay=delay)
+        return delay
+
+    return delay_for
 
 
 class StartupError(Exception):
@@ -83,7 +96,7 @@ class RelayService(MultiService):
         client = ClientService(
             HostnameEndpoint(self.reactor, endpoint.host, endpoint.port),
             OutboundFactory(self.relay, peer),
-            retryPolicy=backoffPolicy(RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY, RECONNECT_FACTOR),
+            retryPolicy=_announced_backoff(peer.name, str(endpoint)),
             clock=self.reactor)
         client.setName("connect-" + peer.name)
         client.setServiceParent(self)  # starts it at once when we are already running

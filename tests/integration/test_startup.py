@@ -80,3 +80,40 @@ def test_64k_frames_cross_the_tunnel_whole(lab):
     assert "65008 bytes from" in result.stdout
     result = a.exec("ping", "-c", "2", "-i", "0.2", "-M", "do", "-s", "65000", OVERLAY_B, check=False)
     assert result.returncode == 0, result.stdout
+
+
+def test_control_socket_held_by_a_live_relay_refuses_start(lab, tmp_path):
+    a, _ = lab.underlay()
+    running = lab.relay(a, relay_config("tun", 1, []))
+    second = relay_config("tun", 1, [])
+    second["interface"]["name"] = "tr1"
+    second["control_socket"] = running.config["control_socket"]
+    result = run_twistd(a, tmp_path, second, "--pidfile=")
+    assert result.returncode == 1
+    assert result.stderr.startswith("tunrelay: cannot start: control socket %s is in use by a running relay" % (
+        running.config["control_socket"])), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not a.has_link("tr1")
+    assert running.tool("status", "-s", running.config["control_socket"]).returncode == 0
+
+
+def test_json_lines_logger_under_twistd(lab, tmp_path):
+    import json
+
+    a, _ = lab.underlay()
+    log_path = tmp_path / "relay.jsonl"
+    path = tmp_path / "json.yaml"
+    config = relay_config("tun", 1, [])
+    config["control_socket"] = str(tmp_path / "json.sock")
+    path.write_text(yaml.safe_dump(config))
+    environment = dict(os.environ, PYTHONPATH=REPOSITORY, TUNRELAY_JSON_LOG=str(log_path))
+    process = subprocess.Popen(["ip", "netns", "exec", a.name, TWISTD, "-n", "--pidfile=", "--logger",
+                                "tunrelay.logs.json_observer", "tunrelay", "-c", str(path)], env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lab.processes.append(process)
+    from .netns import wait_for
+    wait_for(lambda: log_path.exists() and "relay up" in log_path.read_text(), 20, message="JSON log of relay up")
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    up = next(record for record in records if "relay up" in record["message"])
+    assert up["device"] == "tr0" and up["mode"] == "tun" and up["level"] == "info"

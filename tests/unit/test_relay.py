@@ -208,3 +208,20 @@ def test_tap_multicast_source_is_dropped():
     relay, link = tap_hub()
     relay.message_received(link, ("192.0.2.2", 1), ethernet_frame(MAC_HOST, b"\x03" + MAC_A[1:]))
     assert relay.peers["a"].counters.drops["multicast_source_mac"] == 1 and relay.device.written == []
+
+
+def test_state_changes_are_one_structured_line_each():
+    from twisted.logger import capturedLogs
+
+    relay = relay_from_yaml("interface: {}\nplaintext: true\npeers:\n  - {name: b, allowed_ips: [198.51.100.2/32]}\n")
+    link = MemoryLink("udp")
+    packet = ipv4_packet("198.51.100.2", "198.51.100.1")
+    with capturedLogs() as events:
+        relay.message_received(link, ("192.0.2.9", 1000), packet)
+        relay.message_received(link, ("192.0.2.9", 1000), packet)
+        relay.message_received(link, ("192.0.2.10", 2000), packet)
+        relay.remove_peer("b")
+    states = [(event["event"], event["peer"]) for event in events if "event" in event]
+    assert states == [("peer_up", "b"), ("roaming", "b"), ("peer_down", "b")]
+    roaming = next(event for event in events if event.get("event") == "roaming")
+    assert "192.0.2.10" in roaming["new_path"] and "192.0.2.9" in roaming["old_path"]
