@@ -12,12 +12,14 @@ Exit codes: 0 success, 1 the relay could not be reached or refused (one line on 
 """
 
 import argparse
+import os
 import json
 import sys
 import time
 
 from tunrelay import __version__
 from tunrelay import config as configuration
+from tunrelay.crypto import keys
 from tunrelay.constants import DEFAULT_CONTROL_SOCKET
 
 __all__ = ["main"]
@@ -38,6 +40,12 @@ def _load(path):
 def _check(arguments):
     loaded = _load(arguments.config)
     if loaded is None:
+        return 2
+    try:
+        configuration.load_secrets(loaded)
+    except configuration.ConfigError as failure:
+        for problem in failure.problems:
+            print("tunrelay: config error: %s" % problem, file=sys.stderr)
         return 2
     print("%s: OK (%s %s, %d listen addresses, %d peers%s)" % (
         arguments.config, loaded.interface.mode, loaded.interface.name, len(loaded.listen),
@@ -107,6 +115,29 @@ def _control_arguments(parser):
     parser.add_argument("-c", "--config", help="read control_socket from this configuration file")
 
 
+def _genkey(arguments):
+    """Like ``wg genkey``: a clamped X25519 private key, base64, on stdout."""
+    print(keys.encode_key(keys.generate_private_key()))
+    return 0
+
+
+def _genpsk(arguments):
+    """Like ``wg genpsk``: 32 random bytes, base64."""
+    print(keys.encode_key(os.urandom(32)))
+    return 0
+
+
+def _pubkey(arguments):
+    """Like ``wg pubkey``: the public key of the private key on stdin."""
+    try:
+        private = keys.decode_key(sys.stdin.read())
+    except keys.InvalidKey as error:
+        print("tunrelay: pubkey: %s" % error, file=sys.stderr)
+        return 1
+    print(keys.encode_key(keys.public_key(private)))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="tunrelay", description="tun/tap relay tools")
     parser.add_argument("--version", action="version", version="tunrelay " + __version__)
@@ -114,6 +145,10 @@ def main(argv=None):
     check = commands.add_parser("check", help="validate a configuration file")
     check.add_argument("-c", "--config", required=True)
     check.set_defaults(handler=_check)
+    for name, handler, text in (("genkey", _genkey, "print a new private key (base64, as wg genkey)"),
+                                ("pubkey", _pubkey, "read a private key on stdin, print its public key"),
+                                ("genpsk", _genpsk, "print a new preshared key (as wg genpsk)")):
+        commands.add_parser(name, help=text).set_defaults(handler=handler)
     run = commands.add_parser("run", help="run the relay in the foreground")
     run.add_argument("-c", "--config", required=True)
     run.set_defaults(handler=_run)

@@ -15,6 +15,7 @@ from typing import Optional, Tuple
 import yaml
 
 from tunrelay import endpoints
+from tunrelay.crypto import keys
 from tunrelay.metrics import parse_address as parse_metrics_address
 from tunrelay.constants import (
     DEFAULT_CONTROL_SOCKET,
@@ -59,6 +60,13 @@ class PeerConfig:
 
 
 @dataclass(frozen=True)
+class ResponderConfig:
+    address: ipaddress.IPv4Address
+    mac: bytes                                  # used in tap mode
+    services: Tuple[Tuple[int, str], ...] = ()  # (TCP port, "echo" | "discard" | "http" | "module:attribute")
+
+
+@dataclass(frozen=True)
 class RelayConfig:
     interface: InterfaceConfig
     plaintext: bool = False
@@ -70,7 +78,9 @@ class RelayConfig:
     max_frame_size: int = MAX_FRAME_SIZE
     forward_between_peers: bool = True
     metrics: Optional[str] = None   # "IP:PORT" of the Prometheus endpoint
+    responder: Optional[ResponderConfig] = None
     source: str = field(default="<string>", compare=False)
+    key_lines: dict = field(default_factory=dict, compare=False)  # key path -> line, for key-file errors
 
 
 class _Reader:
@@ -191,6 +201,61 @@ def _interface(reader, node, path):
     return InterfaceConfig(**{k: v for k, v in values.items() if v is not None})
 
 
+def _responder(reader, node, path, interface):
+    from tunrelay.responder.services import check_service_spec
+
+    fields = reader.mapping(node, path, {"address", "mac", "services"})
+    if "address" not in fields:
+        reader.problem(node, path + ".address", "is required")
+        return None
+    address = reader.parsed(fields["address"], path + ".address", _responder_address)
+    if address is None:
+        return None
+    if "mac" in fields:
+        mac = reader.parsed(fields["mac"], path + ".mac", endpoints.parse_mac)
+        if mac is not None and mac[0] & 1:
+            reader.problem(fields["mac"], path + ".mac", "must be a unicast MAC (first octet even)")
+    else:
+        mac = bytes([0x02, 0x00]) + address.packed  # locally administered, unicast, stable
+    services = []
+    service_nodes = fields.get("services")
+    for port_node, spec_node in (reader.mapping(service_nodes, path + ".services", _AnyPort())
+                                 if service_nodes is not None else {}).items():
+        port_path = "%s.services.%s" % (path, port_node)
+        spec = reader.string(spec_node, port_path)
+        if spec is not None:
+            problem = check_service_spec(spec)
+            if problem:
+                reader.problem(spec_node, port_path, problem)
+            services.append((port_node, spec))
+    if any(address == own.ip for own in interface.addresses):
+        reader.problem(fields["address"], path + ".address", "%s is the interface's own address" % address)
+    elif not any(address in own.network for own in interface.addresses):
+        reader.problem(fields["address"], path + ".address",
+                       "%s is not inside any of interface.addresses, so nothing routes to it" % address)
+    return ResponderConfig(address=address, mac=mac if mac is not None else bytes(6), services=tuple(services))
+
+
+class _AnyPort:
+    """The key set for ``services``: any TCP port number 1-65535."""
+
+    def __contains__(self, key):
+        return isinstance(key, int) and not isinstance(key, bool) and 1 <= key <= 65535
+
+    def __iter__(self):
+        return iter(["1-65535"])
+
+
+def _responder_address(text):
+    try:
+        address = ipaddress.IPv4Address(text.strip())
+    except ValueError:
+        raise ValueError("%r is not an IPv4 address" % text) from None
+    if address.is_multicast or address.is_unspecified or address.is_loopback:
+        raise ValueError("%s must be a unicast host address" % address)
+    return address
+
+
 _PEER_KEYS = {"name", "public_key", "endpoint", "allowed_ips", "keepalive", "preshared_key_file"}
 
 
@@ -227,19 +292,17 @@ def _peer(reader, node, path, plaintext):
 
 
 def _checked_public_key(text):
-    import base64
-    import binascii
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("is not base64") from None
-    if len(raw) != 32:
-        raise ValueError("must decode to 32 bytes, not %d" % len(raw))
+        raw = keys.decode_key(text)
+    except keys.InvalidKey as error:
+        raise ValueError(str(error)) from None
+    if keys.is_low_order(raw):
+        raise ValueError("is a low-order X25519 point, which no honest peer has")
     return text
 
 
 _TOP_KEYS = {"interface", "plaintext", "private_key_file", "control_socket", "listen", "peers",
-             "idle_timeout", "max_frame_size", "forward_between_peers", "metrics"}
+             "idle_timeout", "max_frame_size", "forward_between_peers", "metrics", "responder"}
 
 
 def parse(text, source="<string>"):
@@ -263,8 +326,11 @@ def parse(text, source="<string>"):
         reader.problem(root, "interface", "is required")
         interface = InterfaceConfig()
     values = {"interface": interface, "plaintext": plaintext, "source": source}
+    key_lines = {}
+    values["key_lines"] = key_lines
     if "private_key_file" in fields:
         values["private_key_file"] = reader.string(fields["private_key_file"], "private_key_file")
+        key_lines["private_key_file"] = fields["private_key_file"].start_mark.line + 1
     elif not plaintext:
         reader.problem(root, "private_key_file", "is required unless plaintext: true")
     values["control_socket"] = DEFAULT_CONTROL_SOCKET.format(interface=interface.name)
@@ -278,6 +344,8 @@ def parse(text, source="<string>"):
         values["metrics"] = reader.value(fields["metrics"])
     if "forward_between_peers" in fields:
         values["forward_between_peers"] = reader.boolean(fields["forward_between_peers"], "forward_between_peers")
+    if "responder" in fields:
+        values["responder"] = _responder(reader, fields["responder"], "responder", interface)
     listen = []
     for index, item in enumerate(reader.sequence(fields.get("listen"), "listen") if "listen" in fields else []):
         address = reader.parsed(item, "listen[%d]" % index, endpoints.parse_listen)
@@ -286,6 +354,10 @@ def parse(text, source="<string>"):
     values["listen"] = tuple(listen)
     peer_nodes = reader.sequence(fields["peers"], "peers") if "peers" in fields else []
     peers = [_peer(reader, item, "peers[%d]" % index, plaintext) for index, item in enumerate(peer_nodes)]
+    for index, item in enumerate(peer_nodes):
+        for key_node, value_node in (item.value if isinstance(item, yaml.MappingNode) else ()):
+            if reader.value(key_node) == "preshared_key_file":
+                key_lines["peers[%d].preshared_key_file" % index] = value_node.start_mark.line + 1
     _check_peer_set(reader, peer_nodes, peers, plaintext)
     values["peers"] = tuple(peer for peer in peers if peer is not None)
     if reader.problems:
@@ -315,6 +387,37 @@ def _check_peer_set(reader, nodes, peers, plaintext):
         reader.problem(nodes[0] if nodes else None, "peers",
                        "plaintext mode cannot tell apart peers without an endpoint (%s); give all but one an endpoint"
                        % ", ".join(endpointless))
+
+
+def load_secrets(config):
+    """Read the private and preshared key files named by ``config``.
+
+    Returns (private key, {peer name: preshared key}); (None, {}) in plaintext mode. A
+    missing, unreadable, malformed or group/other-accessible key file is a ConfigError
+    naming the file, line and key path. Key material never appears in a message.
+    """
+    if config.plaintext:
+        return None, {}
+    problems = []
+
+    def read(key_path, path):
+        try:
+            return keys.load_key_file(resolve_path(config, path))
+        except OSError as error:
+            problem = "cannot read key file %s: %s" % (resolve_path(config, path), error.strerror)
+        except keys.KeyHandlingError as error:
+            problem = str(error)
+        problems.append("%s:%d: %s: %s" % (config.source, config.key_lines.get(key_path, 0), key_path, problem))
+        return None
+
+    private_key = read("private_key_file", config.private_key_file)
+    preshared = {}
+    for index, peer in enumerate(config.peers):
+        if peer.preshared_key_file is not None:
+            preshared[peer.name] = read("peers[%d].preshared_key_file" % index, peer.preshared_key_file)
+    if problems:
+        raise ConfigError(problems)
+    return private_key, preshared
 
 
 def load(path):

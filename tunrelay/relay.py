@@ -28,6 +28,7 @@ from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS
 from tunrelay.forwarding.allowed_ips import AllowedIPs
 from tunrelay.forwarding.switch import LearningSwitch
 from tunrelay.logs import log_state_change
+from tunrelay.sessions import PlaintextSessions, WireGuardSessions
 from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.ethernet import HEADER_LEN as ETHERNET_HEADER_LEN
 from tunrelay.wire.ip import route_key
@@ -53,7 +54,6 @@ class Peer:
             self.endpoint_hosts.add(config.endpoint.host)
         self.last_sent = None
         self.last_received = None
-        self.keepalive_call = None
 
     @property
     def endpoint(self):
@@ -69,7 +69,7 @@ class Peer:
 class Relay:
     log = Logger()
 
-    def __init__(self, config, clock, device=None):
+    def __init__(self, config, clock, device=None, private_key=None, preshared_keys=None, rng=None):
         self.config = config
         self.clock = clock
         self.device = device          # has write(frame) -> drop reason or None
@@ -80,39 +80,31 @@ class Relay:
         self.routes = AllowedIPs()
         self.switch = LearningSwitch()
         self.peers = {}
-        self._bindings = {}           # (link, address) -> Peer, for links shared by many peers
-        self._endpointless = None
+        self._bindings = {}           # (link, address) -> Peer
+        if config.plaintext:
+            self.sessions = PlaintextSessions(self)
+        else:
+            self.sessions = WireGuardSessions(self, private_key, preshared_keys, rng=rng)
         for peer_config in config.peers:
             self.add_peer(peer_config)
 
-    # ---- peers and paths -------------------------------------------------------------
+    # ---- peers -------------------------------------------------------------------------
 
     def add_peer(self, peer_config):
         peer = Peer(peer_config)
         self.peers[peer.name] = peer
-        self._install(peer)
+        self._install_routes(peer)
+        self.sessions.peer_added(peer)
         return peer
 
-    def _install(self, peer):
-        """Routes, identity and timers that follow from ``peer.config``."""
+    def _install_routes(self, peer):
         for network in peer.config.allowed_ips:
             self.routes.insert(network, peer)
-        if peer.config.endpoint is None:
-            self._endpointless = peer
-        if peer.config.keepalive:
-            self._schedule_keepalive(peer)
-
-    def _uninstall(self, peer):
-        self.routes.remove_owner(peer)
-        if self._endpointless is peer:
-            self._endpointless = None
-        if peer.keepalive_call is not None and peer.keepalive_call.active():
-            peer.keepalive_call.cancel()
-        peer.keepalive_call = None
 
     def remove_peer(self, name):
         peer = self.peers.pop(name)
-        self._uninstall(peer)
+        self.routes.remove_owner(peer)
+        self.sessions.peer_removed(peer)
         self.switch.forget_port(peer)
         self._close_paths(peer)
         return peer
@@ -141,7 +133,6 @@ class Relay:
                 continue
             if peer.config == peer_config:
                 continue
-            self._uninstall(peer)
             if peer_config.endpoint != peer.config.endpoint:
                 self._close_paths(peer)
                 peer.endpoint_hosts = set()
@@ -150,38 +141,32 @@ class Relay:
                 moved.append(name)
             else:
                 updated.append(name)
+            self.routes.remove_owner(peer)
             peer.config = peer_config
-            self._install(peer)
+            self._install_routes(peer)
+            self.sessions.peer_changed(peer)
         self.config = config
         self.forward_between_peers = config.forward_between_peers
         return added, removed, moved, updated
 
-    def identify(self, kind, address):
-        """The peer a plaintext message from ``address`` on a ``kind`` link belongs to, or None.
+    # ---- paths -------------------------------------------------------------------------
 
-        A peer whose endpoint uses the same transport and host claims the address; otherwise
-        the (single, enforced by the config) peer without an endpoint does.
-        """
-        for peer in self.peers.values():
-            endpoint = peer.endpoint
-            if endpoint is None or endpoint.transport != kind:
-                continue
-            if kind == "ethernet" and endpoint.mac == address:
-                return peer
-            if kind != "ethernet" and address is not None and address[0] in peer.endpoint_hosts:
-                return peer
-        return self._endpointless
+    def peer_of_path(self, link, address):
+        return self._bindings.get((link, address))
 
     def path_opened(self, peer, link, address):
         """A new path to ``peer``; beyond the per-peer cap the oldest TCP path is closed."""
         path = (link, address)
         if path in peer.paths:
-            return []
+            return
+        if link.kind != "tcp" and len(self._bindings) >= MAX_UDP_BINDINGS:
+            self.drops.drop("too_many_paths", peer, link.describe(address))
+            return
         peer.paths.append(path)
         self._bindings[path] = peer
         if peer.active_path is None:
             # A newer path takes the traffic only once it delivers something (see
-            # message_received): a silent connection must not capture a peer's frames.
+            # heard_from): a silent connection must not capture a peer's frames.
             peer.active_path = path
         while sum(1 for existing, _ in peer.paths if existing.kind == "tcp") > MAX_CONNECTIONS_PER_PEER:
             oldest = next(p for p in peer.paths if p[0].kind == "tcp")
@@ -200,53 +185,38 @@ class Relay:
             peer.paths.remove(path)
         if peer.active_path == path:
             peer.active_path = peer.paths[-1] if peer.paths else None
+            self.sessions.path_lost(peer)
         if not peer.paths:
             log_state_change("peer_down", peer.name, reason="%s closed" % link.describe(address))
 
-    def link_closed(self, link):
-        """Forget every path over ``link`` (a socket that went away)."""
-        for path in [path for path in self._bindings if path[0] is link]:
-            self.path_closed(*path)
+    def stream_closed(self, link, address):
+        self.sessions.stream_closed(link)
+        self.path_closed(link, address)
 
     def stream_links(self):
         """Every live TCP connection (the service closes them on stop)."""
         return [link for link, _ in self._bindings if link.kind == "tcp"]
 
-    def _bind_datagram_source(self, link, address):
-        peer = self.identify(link.kind, address)
-        if peer is None:
-            return None
-        if len(self._bindings) >= MAX_UDP_BINDINGS:
-            # Bounded: forget the oldest datagram binding (TCP paths stay; they hold a socket).
-            for path in self._bindings:
-                if path[0].kind != "tcp":
-                    self.path_closed(*path)
-                    break
-        self.path_opened(peer, link, address)
-        return peer
+    def heard_from(self, peer, link, address):
+        """An accepted message from (link, address): answer there from now on."""
+        peer.last_received = self.clock.seconds()
+        old = peer.active_path
+        if old == (link, address):
+            return
+        peer.active_path = (link, address)
+        if old is not None and link.kind != "tcp" and old[1] != address:
+            # A datagram peer moved (roaming): its old address is no path any more.
+            self.path_closed(*old)
+            log_state_change("roaming", peer.name, old_path=old[0].describe(old[1]), new_path=link.describe(address))
 
     # ---- inbound: from a peer ----------------------------------------------------------
 
     def message_received(self, link, address, message):
-        peer = self._bindings.get((link, address))
-        if peer is None:
-            peer = self._bind_datagram_source(link, address)
-            if peer is None:
-                self.drops.drop("unknown_peer", None, link.describe(address))
-                return
-        peer.last_received = self.clock.seconds()
-        if peer.active_path != (link, address):
-            self._roam(peer, link, address)
-        if not message:
-            return  # keepalive: it refreshed last_received, nothing to deliver
-        self._frame_from_peer(peer, message)
+        self.sessions.message_received(link, address, message)
 
-    def _roam(self, peer, link, address):
-        """Answer on the path we last heard from; a datagram peer's new address is roaming."""
-        old = peer.active_path
-        peer.active_path = (link, address)
-        if old is not None and link.kind != "tcp" and old[1] != address:
-            log_state_change("roaming", peer.name, old_path=old[0].describe(old[1]), new_path=link.describe(address))
+    def frame_from_peer(self, peer, frame):
+        """A frame the sessions layer accepted from ``peer``: check it and forward it."""
+        self._frame_from_peer(peer, frame)
 
     def _frame_from_peer(self, peer, frame):
         try:
@@ -343,40 +313,17 @@ class Relay:
         else:
             self._send(port, frame)
 
-    def _send(self, peer, message):
-        path = peer.active_path
-        if path is None:
-            self.drops.drop("no_path", peer)
-            return
-        link, address = path
-        reason = link.send(address, message)
-        if reason is not None:
-            self.drops.drop(reason, peer)
-            return
+    def _send(self, peer, frame):
+        self.sessions.send(peer, frame)
+
+    def sent_to(self, peer, size):
         peer.last_sent = self.clock.seconds()
         counters = peer.counters
         counters.tx_packets += 1
-        counters.tx_bytes += len(message)
-
-    # ---- timers -------------------------------------------------------------------------
-
-    def _schedule_keepalive(self, peer):
-        peer.keepalive_call = self.clock.callLater(peer.config.keepalive, self._keepalive_due, peer)
-
-    def _keepalive_due(self, peer):
-        interval = peer.config.keepalive
-        quiet_since = peer.last_sent if peer.last_sent is not None else float("-inf")
-        if peer.active_path is not None and self.clock.seconds() - quiet_since >= interval - 1e-6:
-            link, address = peer.active_path
-            if link.send(address, b"") is None:
-                peer.last_sent = self.clock.seconds()
-        self._schedule_keepalive(peer)
+        counters.tx_bytes += size
 
     def stop(self):
-        for peer in self.peers.values():
-            if peer.keepalive_call is not None and peer.keepalive_call.active():
-                peer.keepalive_call.cancel()
-            peer.keepalive_call = None
+        self.sessions.stop()
 
     def snapshot(self):
         """State and counters as plain data: the schema behind ``tunrelay status --json``.
@@ -401,8 +348,7 @@ class Relay:
             name=peer.name,
             endpoint=peer.describe_path() or (str(peer.endpoint) if peer.endpoint else None),
             transport=link.kind if link is not None else (peer.endpoint.transport if peer.endpoint else None),
-            session="plaintext" if self.config.plaintext else "none",
-            latest_handshake=None,
+            **self.sessions.peer_state(peer),
             last_received=peer.last_received,
             paths=len(peer.paths),
             allowed_ips=[str(network) for network in peer.config.allowed_ips],

@@ -22,6 +22,7 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 
 from tunrelay import config as configuration
+from tunrelay.crypto import keys
 from tunrelay.control.server import ControlSocketError, ControlSocketService
 from tunrelay.constants import RECONNECT_FACTOR, RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY
 from tunrelay.device import DeviceError, TunDevice
@@ -68,13 +69,14 @@ class StartupError(Exception):
 class RelayService(MultiService):
     log = Logger()
 
-    def __init__(self, config, reactor=None):
+    def __init__(self, config, reactor=None, secrets=(None, {})):
         MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.config = config
-        self.relay = Relay(config, reactor)
+        private_key, preshared_keys = secrets
+        self.relay = Relay(config, reactor, private_key=private_key, preshared_keys=preshared_keys)
         self.device = None
         self.device_port = None
         self.listening = []            # IListeningPort objects
@@ -125,11 +127,11 @@ class RelayService(MultiService):
         MultiService.privilegedStartService(self)
 
     def _check_mode(self):
-        if not self.config.plaintext:
-            raise StartupError(
-                "%s: encrypted mode is not available yet; set 'plaintext: true' to run unencrypted"
-                % self.config.source)
-        self.log.warn("plaintext mode: frames between peers are neither encrypted nor authenticated")
+        if self.config.plaintext:
+            self.log.warn("plaintext mode: frames between peers are neither encrypted nor authenticated")
+        else:
+            self.log.info("encrypted mode: WireGuard (Noise_IKpsk2) with public key {public_key}",
+                          public_key=keys.encode_key(self.relay.sessions.core.public_key))
 
     def _bind_control(self):
         # First, so a second relay on the same config is told the socket is taken
@@ -246,6 +248,7 @@ class RelayService(MultiService):
         """Re-read the config file and apply what changed; return (ok, one-line message)."""
         try:
             new = configuration.load(self.config.source)
+            _, preshared_keys = configuration.load_secrets(new)
         except configuration.ConfigError as failure:
             message = "config not reloaded, the old one keeps running: " + "; ".join(failure.problems)
             self.log.error("{message}", message=message)
@@ -255,6 +258,8 @@ class RelayService(MultiService):
             message = "config not reloaded, the old one keeps running: " + refusal
             self.log.error("{message}", message=message)
             return False, message
+        if not new.plaintext:
+            self.relay.sessions.preshared_keys = preshared_keys
         added, removed, moved, updated = self.relay.reconfigure(new)
         for name in removed + moved:
             self._remove_client(name)

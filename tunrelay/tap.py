@@ -30,6 +30,9 @@ class Options(usage.Options):
             raise usage.UsageError("-c/--config is required")
         try:
             self["relay_config"] = configuration.load(self["config"])
+            # Keys are read now, as root and before daemonizing, so a bad key file is one
+            # line on the terminal like any other configuration error.
+            self["secrets"] = configuration.load_secrets(self["relay_config"])
         except configuration.ConfigError as failure:
             for problem in failure.problems:
                 sys.stderr.write("tunrelay: config error: %s\n" % problem)
@@ -39,4 +42,4 @@ class Options(usage.Options):
 def makeService(options):
     from tunrelay.service import RelayService
 
-    return RelayService(options["relay_config"])
+    return RelayService(options["relay_config"], secrets=options["secrets"])

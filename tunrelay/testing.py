@@ -54,27 +54,27 @@ class MemoryLink:
         return None
 
 
-def relay_from_yaml(text, clock=None):
+def relay_from_yaml(text, clock=None, private_key=None, preshared_keys=None):
     clock = clock if clock is not None else Clock()
-    relay = Relay(configuration.parse(text), clock, MemoryDevice())
-    return relay
+    return Relay(configuration.parse(text), clock, MemoryDevice(), private_key=private_key,
+                 preshared_keys=preshared_keys)
 
 
 class RelayPair:
     """Two relays joined by a memory link, each with a memory device: "a" at 192.0.2.1, "b" at .2."""
 
-    def __init__(self, text_a, text_b, kind="udp"):
+    def __init__(self, text_a, text_b, kind="udp", key_a=None, key_b=None):
         self.clock = Clock()
-        self.a = relay_from_yaml(text_a, self.clock)
-        self.b = relay_from_yaml(text_b, self.clock)
+        self.a = relay_from_yaml(text_a, self.clock, key_a)
+        self.b = relay_from_yaml(text_b, self.clock, key_b)
         self.link_a = MemoryLink(kind, "a")
         self.link_b = MemoryLink(kind, "b")
         address_a, address_b = ("192.0.2.1", 51820), ("192.0.2.2", 51820)
         self.link_a.deliver = lambda address, message: self.b.message_received(self.link_b, address_a, message)
         self.link_b.deliver = lambda address, message: self.a.message_received(self.link_a, address_b, message)
         for relay, link, address in ((self.a, self.link_a, address_b), (self.b, self.link_b, address_a)):
-            peer = relay.identify(kind, address)
-            relay.path_opened(peer, link, address)
+            peer = next(iter(relay.peers.values()))
+            relay.sessions.path_known(peer, link, address)
 
 
 def ipv4_packet(source, destination, payload=b"", protocol=17, ttl=64):

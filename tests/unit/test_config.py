@@ -67,7 +67,7 @@ def test_control_socket_defaults_to_interface_pattern():
     ("interface: {}\nplaintext: true\npeers:\n  - name: b\n    endpoint: ethernet://eth0\n",
      "t.yaml:5: peers[0].endpoint: 'ethernet://eth0': an ethernet endpoint needs the peer's MAC"),
     ("interface: {}\nplaintext: true\npeers:\n  - name: b\n    keepalive: 0\n", "t.yaml:5: peers[0].keepalive: must be an integer from 1"),
-    ("interface: {}\nprivate_key_file: k\npeers:\n  - name: b\n    public_key: abc\n", "t.yaml:5: peers[0].public_key: is not base64"),
+    ("interface: {}\nprivate_key_file: k\npeers:\n  - name: b\n    public_key: abc\n", "t.yaml:5: peers[0].public_key: a key must be base64 of 32 bytes (invalid base64)"),
     ("interface: {}\n", "t.yaml:1: private_key_file: is required unless plaintext: true"),
     ("plaintext: true\n", "t.yaml:1: interface: is required"),
     ("interface: {}\nplaintext: yes please\n", "t.yaml:2: plaintext: must be true or false"),

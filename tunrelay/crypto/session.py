@@ -78,14 +78,14 @@ class _Keypair:
     __slots__ = ("peer", "local_index", "remote_index", "is_initiator", "created",
                  "send_counter", "replay", "_send", "_receive")
 
-    def __init__(self, peer, session_keys, created):
+    def __init__(self, peer, session_keys, created, stream):
         self.peer = peer
         self.local_index = session_keys.local_index
         self.remote_index = session_keys.remote_index
         self.is_initiator = session_keys.is_initiator
         self.created = created
         self.send_counter = 0
-        self.replay = StrictCounter() if peer.config.stream else ReplayWindow()
+        self.replay = StrictCounter() if stream else ReplayWindow()
         self._send = ChaCha20Poly1305(session_keys.send_key)
         self._receive = ChaCha20Poly1305(session_keys.receive_key)
 
@@ -134,12 +134,14 @@ class WireGuardCore:
     function returning the IP alone to limit per host, as wireguard-go does).
     ``trim_ip_padding`` cuts received plaintext to its IPv4/IPv6 length and drops non-IP
     payloads, as a layer-3 WireGuard must; turn it off to carry other frames.
+    ``is_stream(source)`` tells whether a source is a stream transport: a session whose
+    handshake arrived over one checks strictly increasing counters instead of a window.
     """
 
     def __init__(self, private_key, peers=(), rng=os.urandom, jitter=None,
                  wall_clock_offset=0.0, address_bytes=_default_address_bytes,
                  rate_limit_key=None, under_load_handshakes=UNDER_LOAD_HANDSHAKES,
-                 trim_ip_padding=True):
+                 trim_ip_padding=True, is_stream=None):
         if len(private_key) != 32:
             raise _keys.InvalidKey("a private key is 32 bytes")
         self._private = private_key
@@ -151,6 +153,8 @@ class WireGuardCore:
         self._rate_limit_key = rate_limit_key or (lambda source: source)
         self._under_load_handshakes = under_load_handshakes
         self._trim_ip_padding = trim_ip_padding
+        # A session made over a stream (TCP) must see strictly increasing counters there.
+        self._is_stream = is_stream or (lambda source: False)
         self._cookie_checker = CookieChecker(self.public_key, rng)
         self._rate_limiter = RateLimiter()
         self._peers = {}  # peer_id -> _Peer
@@ -186,6 +190,10 @@ class WireGuardCore:
         peer = self._peers.pop(peer_id)
         del self._by_key[peer.config.public_key]
         self._wipe(peer)
+
+    def set_endpoint(self, peer_id, destination):
+        """Where to send to ``peer_id`` from now on (a connection we made, a resolved address)."""
+        self._peers[peer_id].endpoint = destination
 
     def peer_ids(self):
         return list(self._peers)
@@ -304,7 +312,7 @@ class WireGuardCore:
         response, session_keys = consumed.create_response(
             peer.config.preshared_key, local_index, rng=self._rng)
         data = peer.cookies.stamp(response.pack(), now)
-        keypair = _Keypair(peer, session_keys, now)
+        keypair = _Keypair(peer, session_keys, now, peer.config.stream or self._is_stream(source))
         self._indices[local_index] = keypair
         self._begin_session(peer, keypair, now)
         # A response counts as a sent handshake: no initiation of ours for REKEY_TIMEOUT.
@@ -321,7 +329,7 @@ class WireGuardCore:
         session_keys = pending.consume_response(message)
         peer = self._by_key[pending.remote_public]
         self._forget_handshake(peer)
-        keypair = _Keypair(peer, session_keys, now)
+        keypair = _Keypair(peer, session_keys, now, peer.config.stream or self._is_stream(source))
         self._indices[keypair.local_index] = keypair
         self._authenticated_from(peer, source, now, events)
         self._begin_session(peer, keypair, now)

@@ -1,7 +1,8 @@
 """TCP links: one length-framed connection per path, inbound or outbound.
 
-Inbound connections are identified by the relay when accepted (an unknown source is closed
-at once); outbound ones come from a ClientService per peer, which reconnects with capped
+Inbound connections are handed to the sessions layer when accepted: plaintext identifies
+them by address (an unknown source is closed at once), WireGuard waits for a handshake
+(bounded in number and time). Outbound ones come from a ClientService per peer, which reconnects with capped
 exponential backoff. TCP_NODELAY is on: each frame is a packet of someone else's flow and
 must not wait for Nagle.
 
@@ -31,9 +32,12 @@ class FramedConnection(Protocol):
 
     def __init__(self, relay, peer=None):
         self.relay = relay
-        self.peer = peer                 # known in advance for outbound connections
+        self.peer = peer                 # known in advance only for connections we dial
         self.address = None
-        self.decoder = StreamDecoder(relay.config.max_frame_size)
+        sessions = relay.sessions
+        self.prefix_size = sessions.stream_prefix
+        self.decoder = StreamDecoder(relay.config.max_frame_size + sessions.message_overhead, self.prefix_size)
+        self.closed = False
         self.paused = False
         self.backlog = 0                 # bytes written while paused
         self.idle_call = None
@@ -47,11 +51,13 @@ class FramedConnection(Protocol):
         self.transport.loseConnection()
 
     def send(self, address, message):
+        if self.closed:
+            return "path_closed"
         if self.paused:
             if self.backlog + len(message) > TCP_BACKLOG_BYTES:
                 return "tx_queue_full"
-            self.backlog += len(message) + 2
-        self.transport.writeSequence((encode(message), message))
+            self.backlog += len(message) + self.prefix_size
+        self.transport.writeSequence((encode(message, self.prefix_size), message))
         return None
 
     # -- IPushProducer: the transport tells us when its buffers are full --
@@ -71,13 +77,10 @@ class FramedConnection(Protocol):
         self.address = (peer_address.host, peer_address.port)
         self.transport.setTcpNoDelay(True)
         self.transport.registerProducer(self, True)
-        if self.peer is None:
-            self.peer = self.relay.identify("tcp", self.address)
-            if self.peer is None:
-                self.relay.drops.drop("unknown_peer", None, self.describe(self.address))
-                self.transport.abortConnection()
-                return
-        self.relay.path_opened(self.peer, self, self.address)
+        if not self.relay.sessions.stream_opened(self, self.address, self.peer):
+            self.closed = True
+            self.transport.abortConnection()
+            return
         self._arm_idle_timer()
 
     def _arm_idle_timer(self):
@@ -87,7 +90,8 @@ class FramedConnection(Protocol):
 
     def _idle_timeout(self):
         self.idle_call = None
-        self.relay.drops.drop("idle_timeout", self.peer, "%s sent nothing for %gs" % (
+        peer = self.relay.peer_of_path(self, self.address)
+        self.relay.drops.drop("idle_timeout", peer, "%s sent nothing for %gs" % (
             self.describe(self.address), self.relay.config.idle_timeout))
         self.transport.abortConnection()
 
@@ -97,7 +101,7 @@ class FramedConnection(Protocol):
         try:
             messages = self.decoder.feed(data)
         except FramingError as error:
-            self.relay.drops.drop(error.reason, self.peer, str(error))
+            self.relay.drops.drop(error.reason, self.relay.peer_of_path(self, self.address), str(error))
             self.transport.abortConnection()
             return
         receive = self.relay.message_received
@@ -105,14 +109,15 @@ class FramedConnection(Protocol):
             receive(self, self.address, message)
 
     def connectionLost(self, reason):
+        self.closed = True
         if self.idle_call is not None and self.idle_call.active():
             self.idle_call.cancel()
         self.idle_call = None
         if self.decoder.pending and not self.decoder.failed:
-            self.relay.drops.drop("truncated_stream", self.peer,
+            self.relay.drops.drop("truncated_stream", self.relay.peer_of_path(self, self.address),
                                   "%d bytes of an unfinished frame" % self.decoder.pending)
         if self.address is not None:
-            self.relay.path_closed(self, self.address)
+            self.relay.stream_closed(self, self.address)
 
 
 class InboundFactory(Factory):

@@ -1,0 +1,96 @@
+"""Encrypted relays on in-memory links: WireGuard sessions carry the data path end to end."""
+
+import textwrap
+
+import pytest
+
+from tunrelay.crypto import keys
+from tunrelay.testing import MemoryLink, RelayPair, ipv4_packet, relay_from_yaml
+
+KEY_A, KEY_B, KEY_EVE = (keys.generate_private_key() for _ in range(3))
+
+
+def config(own, peer_ip, peer_key, mode="tun"):
+    return textwrap.dedent("""\
+        interface: {name: tr0, mode: %s, addresses: [198.51.100.%d/24]}
+        private_key_file: unused.key
+        peers:
+          - name: peer%d
+            public_key: "%s"
+            endpoint: "udp://192.0.2.%d:51820"
+            allowed_ips: [198.51.100.%d/32]
+        """) % (mode, own, peer_ip, keys.encode_key(keys.public_key(peer_key)), peer_ip, peer_ip)
+
+
+@pytest.fixture
+def pair():
+    return RelayPair(config(1, 2, KEY_B), config(2, 1, KEY_A), key_a=KEY_A, key_b=KEY_B)
+
+
+def test_ping_both_ways_through_a_handshake(pair):
+    request = ipv4_packet("198.51.100.1", "198.51.100.2", b"echo", protocol=1)
+    pair.a.device_frame(request)
+    assert pair.b.device.written == [request]
+    reply = ipv4_packet("198.51.100.2", "198.51.100.1", b"reply", protocol=1)
+    pair.b.device_frame(reply)
+    assert pair.a.device.written == [reply]
+    kinds = [message[0] for _, message in pair.link_a.sent]
+    assert kinds[0] == 1 and 4 in kinds  # an initiation, then transport data
+    assert all(request[20:] not in message for _, message in pair.link_a.sent)  # never in clear
+    state = pair.a.snapshot()["peers"][0]
+    assert state["session"] == "established" and state["latest_handshake"] == pair.clock.seconds()
+
+
+def test_64k_frame_crosses_encrypted(pair):
+    big = ipv4_packet("198.51.100.1", "198.51.100.2", b"z" * (65535 - 20))
+    pair.a.device_frame(big)
+    assert pair.b.device.written == [big]
+
+
+def test_replayed_messages_are_dropped(pair):
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"once"))
+    transport = [message for _, message in pair.link_a.sent if message[0] == 4][-1]
+    pair.b.message_received(pair.link_b, ("192.0.2.1", 51820), transport)
+    assert len(pair.b.device.written) == 1
+    assert pair.b.peers["peer1"].counters.drops["replay"] == 1
+
+
+def test_tampered_ciphertext_is_dropped(pair):
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"first"))
+    pair.link_a.deliver = None
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"second"))
+    tampered = bytearray(pair.link_a.sent[-1][1])
+    tampered[-1] ^= 1
+    pair.b.message_received(pair.link_b, ("192.0.2.1", 51820), bytes(tampered))
+    assert len(pair.b.device.written) == 1
+    assert pair.b.drops.counters.drops["decrypt_failed"] + pair.b.peers["peer1"].counters.drops["decrypt_failed"] == 1
+
+
+def test_source_outside_allowed_ips_is_dropped_after_decryption(pair):
+    pair.a.routes.insert("203.0.113.0/24", pair.a.peers["peer2"])
+    pair.a.device_frame(ipv4_packet("203.0.113.5", "198.51.100.2"))  # A's kernel forwards a foreign source
+    assert pair.b.device.written == []
+    assert pair.b.peers["peer1"].counters.drops["source_not_allowed"] == 1
+
+
+def test_a_peer_with_the_wrong_key_gets_nothing_through():
+    # Eve knows B's public key and address but not A's private key.
+    eve = relay_from_yaml(config(1, 2, KEY_B), private_key=KEY_EVE)
+    b = relay_from_yaml(config(2, 1, KEY_A), clock=eve.clock, private_key=KEY_B)
+    eve_link, b_link = MemoryLink("udp"), MemoryLink("udp")
+    eve_link.deliver = lambda address, message: b.message_received(b_link, ("192.0.2.1", 51820), message)
+    eve.sessions.path_known(eve.peers["peer2"], eve_link, ("192.0.2.2", 51820))
+    for _ in range(3):
+        eve.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"let me in"))
+        eve.clock.advance(6)
+    assert b.device.written == [] and b_link.sent == []
+    assert b.drops.counters.drops["unknown_peer"] >= 1
+
+
+def test_tap_frames_cross_encrypted():
+    import struct
+
+    pair = RelayPair(config(1, 2, KEY_B, "tap"), config(2, 1, KEY_A, "tap"), key_a=KEY_A, key_b=KEY_B)
+    frame = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + struct.pack("!H", 0x0806) + b"\x00" * 28
+    pair.a.device_frame(frame)
+    assert [written.rstrip(b"\x00") for written in pair.b.device.written] == [frame.rstrip(b"\x00")]
