@@ -211,7 +211,7 @@ class RelayService(MultiService):
         if endpoint.transport == "udp":
             self._resolve_udp_endpoint(peer)
         elif endpoint.transport == "ethernet":
-            self.relay.path_opened(peer, self.ethernet_links[endpoint.interface], endpoint.mac)
+            self.relay.sessions.path_known(peer, self.ethernet_links[endpoint.interface], endpoint.mac)
 
     @defer.inlineCallbacks
     def _resolve_udp_endpoint(self, peer):
@@ -234,7 +234,7 @@ class RelayService(MultiService):
             self.listening.append(self.reactor.listenUDP(0, link, interface="::" if family == 6 else "0.0.0.0"))
             self.udp_links[family] = link
         peer.endpoint_hosts.add(address)
-        self.relay.path_opened(peer, link, (address, endpoint.port))
+        self.relay.sessions.path_known(peer, link, (address, endpoint.port))
 
     # ---- reload -------------------------------------------------------------------------
 

@@ -63,10 +63,10 @@ def relay_from_yaml(text, clock=None, private_key=None, preshared_keys=None):
 class RelayPair:
     """Two relays joined by a memory link, each with a memory device: "a" at 192.0.2.1, "b" at .2."""
 
-    def __init__(self, text_a, text_b, kind="udp", key_a=None, key_b=None):
+    def __init__(self, text_a, text_b, kind="udp", key_a=None, key_b=None, psks_a=None, psks_b=None):
         self.clock = Clock()
-        self.a = relay_from_yaml(text_a, self.clock, key_a)
-        self.b = relay_from_yaml(text_b, self.clock, key_b)
+        self.a = relay_from_yaml(text_a, self.clock, key_a, psks_a)
+        self.b = relay_from_yaml(text_b, self.clock, key_b, psks_b)
         self.link_a = MemoryLink(kind, "a")
         self.link_b = MemoryLink(kind, "b")
         address_a, address_b = ("192.0.2.1", 51820), ("192.0.2.2", 51820)

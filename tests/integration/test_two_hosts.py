@@ -1,8 +1,15 @@
-"""Two relays on two namespaces, linked over every transport: ping both ways, move 20 MB."""
+"""Two relays on two namespaces, linked over every transport, plaintext and encrypted:
+ping both ways, move 20 MB."""
+
+import os
 
 import pytest
 
+from tunrelay.crypto import keys
+
 from .netns import transfer
+
+RELAY_KEYS = {1: keys.generate_private_key(), 2: keys.generate_private_key()}
 
 OVERLAY_A, OVERLAY_B = "198.51.100.1", "198.51.100.2"
 
@@ -22,6 +29,21 @@ def relay_config(mode, overlay_last, listen, peer_endpoint=None, mtu=1400, **ext
     return config
 
 
+def write_key_file(path, key):
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as stream:
+        stream.write(keys.encode_key(key) + "\n")
+    return path
+
+
+def encrypted(config, directory, overlay_last):
+    """The same relay config in WireGuard mode: our key file, the other relay's public key."""
+    path = write_key_file(os.path.join(str(directory), "relay%d.key" % overlay_last), RELAY_KEYS[overlay_last])
+    other_public = keys.encode_key(keys.public_key(RELAY_KEYS[3 - overlay_last]))
+    return dict(config, plaintext=False, private_key_file=path,
+                peers=[dict(peer, public_key=other_public) for peer in config["peers"]])
+
+
 # (mode, transport of A's listen, B's endpoint to A, B's own listen)
 CASES = {
     "tun-tcp": ("tun", ["tcp://192.0.2.1:51820"], "tcp://192.0.2.1:51820", []),
@@ -35,17 +57,21 @@ CASES = {
 }
 
 
-def start_pair(lab, mode, a_listen, b_endpoint, b_listen, a_extra=(), b_extra=()):
+def start_pair(lab, mode, a_listen, b_endpoint, b_listen, a_extra=(), b_extra=(), secure=False):
     a, b = lab.underlay()
-    relay_a = lab.relay(a, relay_config(mode, 1, a_listen), extra_twistd=a_extra)
-    relay_b = lab.relay(b, relay_config(mode, 2, b_listen, b_endpoint), extra_twistd=b_extra)
+    config_a, config_b = relay_config(mode, 1, a_listen), relay_config(mode, 2, b_listen, b_endpoint)
+    if secure:
+        config_a, config_b = encrypted(config_a, lab.directory, 1), encrypted(config_b, lab.directory, 2)
+    relay_a = lab.relay(a, config_a, extra_twistd=a_extra)
+    relay_b = lab.relay(b, config_b, extra_twistd=b_extra)
     return a, b, relay_a, relay_b
 
 
+@pytest.mark.parametrize("security", ["plaintext", "encrypted"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_ping_and_20mb_transfer(lab, tmp_path, case):
+def test_ping_and_20mb_transfer(lab, tmp_path, case, security):
     mode, a_listen, b_endpoint, b_listen = CASES[case]
-    a, b, relay_a, relay_b = start_pair(lab, mode, a_listen, b_endpoint, b_listen)
+    a, b, relay_a, relay_b = start_pair(lab, mode, a_listen, b_endpoint, b_listen, secure=security == "encrypted")
     b.ping(OVERLAY_A)
     a.ping(OVERLAY_B)
     sent, received = transfer(a, b, OVERLAY_B, tmp_path)
@@ -57,13 +83,13 @@ def test_traffic_flows_after_twistd_drops_privileges(lab, tmp_path):
     """Device and sockets are opened before -u/-g take effect; reconnects work as nobody."""
     unprivileged = ("-u", "nobody", "-g", "nogroup")
     a, b, relay_a, relay_b = start_pair(lab, "tun", ["tcp://192.0.2.1:51820"], "tcp://192.0.2.1:51820", [],
-                                        a_extra=unprivileged, b_extra=unprivileged)
+                                        a_extra=unprivileged, b_extra=unprivileged, secure=True)
     b.ping(OVERLAY_A)
     for relay in (relay_a, relay_b):
         assert relay.effective_uid() != 0
     relay_a.stop()
     assert not a.has_link("tr0")  # removed although A ran as nobody: closing the fd deletes it
-    lab.relay(a, relay_config("tun", 1, ["tcp://192.0.2.1:51820"]))
+    lab.relay(a, encrypted(relay_config("tun", 1, ["tcp://192.0.2.1:51820"]), lab.directory, 1))
     b.ping(OVERLAY_A, timeout=40)  # B's ClientService reconnected while running as nobody
     sent, received = transfer(b, a, OVERLAY_A, tmp_path, size=2 * 1000 * 1000)
     assert sent == received

@@ -94,3 +94,37 @@ def test_tap_frames_cross_encrypted():
     frame = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + struct.pack("!H", 0x0806) + b"\x00" * 28
     pair.a.device_frame(frame)
     assert [written.rstrip(b"\x00") for written in pair.b.device.written] == [frame.rstrip(b"\x00")]
+
+
+def psk_pair(psk_a, psk_b):
+    return RelayPair(config(1, 2, KEY_B), config(2, 1, KEY_A), key_a=KEY_A, key_b=KEY_B,
+                     psks_a={"peer2": psk_a}, psks_b={"peer1": psk_b})
+
+
+def test_matching_preshared_keys_connect_and_mismatched_ones_do_not():
+    psk = bytes(range(32))
+    good = psk_pair(psk, psk)
+    packet = ipv4_packet("198.51.100.1", "198.51.100.2", b"with psk")
+    good.a.device_frame(packet)
+    assert good.b.device.written == [packet]
+    bad = psk_pair(psk, bytes(32))
+    bad.a.device_frame(packet)
+    assert bad.b.device.written == []
+    assert sum(bad.b.drops.counters.drops.values()) + sum(bad.a.drops.counters.drops.values()) >= 1
+
+
+def test_roaming_follows_the_last_authenticated_source(pair):
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"hello"))
+    # B's packets now come from a new address: A must answer there.
+    pair.link_b.deliver = lambda address, message: pair.a.message_received(pair.link_a, ("192.0.2.99", 4444), message)
+    pair.b.device_frame(ipv4_packet("198.51.100.2", "198.51.100.1", b"from elsewhere"))
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"follow"))
+    assert pair.link_a.sent[-1][0] == ("192.0.2.99", 4444)
+    assert pair.a.snapshot()["peers"][0]["endpoint"] == pair.link_a.describe(("192.0.2.99", 4444))
+
+
+def test_forged_source_cannot_move_the_endpoint(pair):
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"hello"))
+    pair.a.message_received(pair.link_a, ("203.0.113.66", 1), b"\x04\x00\x00\x00" + bytes(28))  # garbage type 4
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"still here"))
+    assert pair.link_a.sent[-1][0] == ("192.0.2.2", 51820)

@@ -38,3 +38,42 @@ def test_plugin_is_discoverable():
 
     names = [maker.tapname for maker in getPlugins(IServiceMaker)]
     assert "tunrelay" in names
+
+
+def write_encrypted_config(tmp_path, key_mode):
+    from tunrelay.crypto import keys
+
+    key = tmp_path / "relay.key"
+    key.write_text(keys.encode_key(keys.generate_private_key()) + "\n")
+    key.chmod(key_mode)
+    path = tmp_path / "enc.yaml"
+    path.write_text("interface: {}\nprivate_key_file: relay.key\npeers: []\n")
+    return path, key
+
+
+def test_group_readable_key_file_refuses_to_start(tmp_path, capsys):
+    path, key = write_encrypted_config(tmp_path, 0o640)
+    with pytest.raises(SystemExit) as caught:
+        Options().parseOptions(["-c", str(path)])
+    assert caught.value.code == 2
+    error = capsys.readouterr().err
+    assert error == ("tunrelay: config error: %s:2: private_key_file: key file %s has mode 0640; it must not be "
+                     "accessible by group or others (chmod 600 %s)\n" % (path, key, key))
+    assert key.read_text().strip() not in error
+
+
+def test_private_key_never_reaches_the_log(tmp_path):
+    from twisted.internet.task import Clock
+    from twisted.logger import capturedLogs
+
+    from tunrelay.service import RelayService
+
+    path, key = write_encrypted_config(tmp_path, 0o600)
+    options = Options()
+    options.parseOptions(["-c", str(path)])
+    with capturedLogs() as events:
+        service = RelayService(options["relay_config"], reactor=Clock(), secrets=options["secrets"])
+        service._check_mode()
+    text = repr(events)
+    assert key.read_text().strip() not in text
+    assert any("encrypted mode" in event["log_format"] for event in events)

@@ -1,0 +1,159 @@
+"""Protocol factories the responder serves: built-ins, or any importable IProtocolFactory.
+
+Built-ins:
+- ``echo`` (RFC 862) and ``discard`` (RFC 863), from twisted.protocols.wire;
+- ``http``: a small twisted.web site: ``/`` shows the relay's status, and ``/bytes/N``
+  streams N deterministic pseudo-random bytes (the first 32 bytes are SHA-256 of "0",
+  the next of "1", ...) so a client can check a large download without a file on disk.
+  The body is produced through IPushProducer, so a slow client pauses the producer
+  instead of filling memory.
+"""
+
+import hashlib
+import html
+import importlib
+import json
+
+from twisted.internet.interfaces import IProtocolFactory, IPushProducer
+from twisted.internet.protocol import Factory
+from twisted.protocols import wire
+from twisted.web import resource, server
+from zope.interface import implementer
+
+__all__ = ["BUILTINS", "check_service_spec", "make_factory", "deterministic_bytes"]
+
+BUILTINS = ("echo", "discard", "http")
+MAX_GENERATED_BYTES = 1 << 32   # /bytes/N is capped at 4 GiB
+_CHUNK_BLOCKS = 2048            # 64 KiB per produced chunk
+
+
+def deterministic_bytes(count):
+    """The body of /bytes/N, for clients and tests that verify it."""
+    blocks = (hashlib.sha256(str(index).encode()).digest() for index in range((count + 31) // 32))
+    return b"".join(blocks)[:count]
+
+
+def _import_factory(spec):
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError("must be one of %s or 'module:attribute'" % ", ".join(BUILTINS))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError("cannot import %s: %s" % (module_name, error)) from None
+    factory = getattr(module, attribute, None)
+    if factory is None:
+        raise ValueError("%s has no attribute %r" % (module_name, attribute))
+    if not IProtocolFactory.providedBy(factory):
+        raise ValueError("%s is not an IProtocolFactory" % spec)
+    return factory
+
+
+def check_service_spec(spec):
+    """None if ``spec`` names a usable factory, else the problem in words."""
+    if spec in BUILTINS:
+        return None
+    try:
+        _import_factory(spec)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def make_factory(spec, status):
+    """The factory for ``spec``; ``status()`` returns the relay snapshot for the http page."""
+    if spec == "echo":
+        return Factory.forProtocol(wire.Echo)
+    if spec == "discard":
+        return Factory.forProtocol(wire.Discard)
+    if spec == "http":
+        root = _StatusPage(status)
+        root.putChild(b"bytes", _GeneratedBytes())
+        site = server.Site(root)
+        site.displayTracebacks = False
+        return site
+    return _import_factory(spec)
+
+
+class _StatusPage(resource.Resource):
+    def __init__(self, status):
+        resource.Resource.__init__(self)
+        self.status = status
+
+    def render_GET(self, request):
+        snapshot = self.status()
+        if request.args.get(b"format") == [b"json"]:
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(snapshot, indent=2, default=str).encode()
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        rows = "".join(
+            "<tr><td>%s</td><td>%s</td><td>%d</td><td>%d</td></tr>" % (
+                html.escape(peer["name"]), html.escape(str(peer["endpoint"])), peer["rx_bytes"], peer["tx_bytes"])
+            for peer in snapshot["peers"])
+        interface = snapshot["interface"]
+        return (("<!doctype html><title>tunrelay %s</title><h1>tunrelay %s (%s)</h1>"
+                 "<table><tr><th>peer</th><th>endpoint</th><th>rx bytes</th><th>tx bytes</th></tr>%s</table>")
+                % (html.escape(interface["name"]), html.escape(interface["name"]), interface["mode"], rows)).encode()
+
+
+class _GeneratedBytes(resource.Resource):
+    def getChild(self, name, request):
+        try:
+            count = int(name)
+        except ValueError:
+            return resource.NoResource("expected /bytes/N")
+        if not 0 <= count <= MAX_GENERATED_BYTES:
+            return resource.NoResource("N must be 0..%d" % MAX_GENERATED_BYTES)
+        return _ByteStream(count)
+
+
+class _ByteStream(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, count):
+        resource.Resource.__init__(self)
+        self.count = count
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"application/octet-stream")
+        request.setHeader(b"content-length", b"%d" % self.count)
+        _BytesProducer(request, self.count).start()
+        return server.NOT_DONE_YET
+
+
+@implementer(IPushProducer)
+class _BytesProducer:
+    """Writes the generated body while the consumer wants it; pauses when told."""
+
+    def __init__(self, request, count):
+        self.request = request
+        self.remaining = count
+        self.next_block = 0
+        self.paused = False
+        self.stopped = False
+
+    def start(self):
+        self.request.registerProducer(self, True)
+        self.request.notifyFinish().addErrback(lambda _: self.stopProducing())
+        self.resumeProducing()
+
+    def resumeProducing(self):
+        self.paused = False
+        while not self.paused and not self.stopped and self.remaining > 0:
+            blocks = min(_CHUNK_BLOCKS, (self.remaining + 31) // 32)
+            chunk = b"".join(hashlib.sha256(str(index).encode()).digest()
+                             for index in range(self.next_block, self.next_block + blocks))
+            chunk = chunk[:self.remaining]
+            self.next_block += blocks
+            self.remaining -= len(chunk)
+            self.request.write(chunk)
+        if self.remaining == 0 and not self.stopped:
+            self.stopped = True
+            self.request.unregisterProducer()
+            self.request.finish()
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def stopProducing(self):
+        self.stopped = True
