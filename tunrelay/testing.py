@@ -77,6 +77,17 @@ class RelayPair:
             relay.sessions.path_known(peer, link, address)
 
 
+    def ping_both_ways(self):
+        """A sends an echo-sized packet to B and B answers; both must arrive intact."""
+        request = ipv4_packet("198.51.100.1", "198.51.100.2", b"echo", protocol=1)
+        self.a.device_frame(request)
+        assert self.b.device.written[-1:] == [request], "A -> B not delivered"
+        reply = ipv4_packet("198.51.100.2", "198.51.100.1", b"reply", protocol=1)
+        self.b.device_frame(reply)
+        assert self.a.device.written[-1:] == [reply], "B -> A not delivered"
+        return request, reply
+
+
 def ipv4_packet(source, destination, payload=b"", protocol=17, ttl=64):
     """A well-formed IPv4 packet (header checksum included) for feeding the data path."""
     import ipaddress

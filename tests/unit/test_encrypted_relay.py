@@ -28,12 +28,8 @@ def pair():
 
 
 def test_ping_both_ways_through_a_handshake(pair):
-    request = ipv4_packet("198.51.100.1", "198.51.100.2", b"echo", protocol=1)
-    pair.a.device_frame(request)
-    assert pair.b.device.written == [request]
-    reply = ipv4_packet("198.51.100.2", "198.51.100.1", b"reply", protocol=1)
-    pair.b.device_frame(reply)
-    assert pair.a.device.written == [reply]
+    request, _ = pair.ping_both_ways()
+    assert len(pair.a.device.written) == len(pair.b.device.written) == 1
     kinds = [message[0] for _, message in pair.link_a.sent]
     assert kinds[0] == 1 and 4 in kinds  # an initiation, then transport data
     assert all(request[20:] not in message for _, message in pair.link_a.sent)  # never in clear

@@ -26,12 +26,8 @@ def pair():
 
 
 def test_ping_both_ways_in_memory(pair):
-    request = ipv4_packet("198.51.100.1", "198.51.100.2", b"echo", protocol=1)
-    pair.a.device_frame(request)
-    assert pair.b.device.written == [request]
-    reply = ipv4_packet("198.51.100.2", "198.51.100.1", b"reply", protocol=1)
-    pair.b.device_frame(reply)
-    assert pair.a.device.written == [reply]
+    request, reply = pair.ping_both_ways()
+    assert pair.link_a.sent == [(("192.0.2.2", 51820), request)]  # plaintext: the packet itself
     peer = pair.a.peers["peer2"]
     assert (peer.counters.tx_packets, peer.counters.rx_packets) == (1, 1)
     assert peer.counters.tx_bytes == len(request) and peer.counters.rx_bytes == len(reply)
