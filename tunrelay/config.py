@@ -64,6 +64,7 @@ class ResponderConfig:
     address: ipaddress.IPv4Address
     mac: bytes                                  # used in tap mode
     services: Tuple[Tuple[int, str], ...] = ()  # (TCP port, "echo" | "discard" | "http" | "module:attribute")
+    faults: Optional[Tuple[int, float, float, float]] = None   # (seed, drop, duplicate, reorder) for testing
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def _interface(reader, node, path):
 def _responder(reader, node, path, interface):
     from tunrelay.responder.services import check_service_spec
 
-    fields = reader.mapping(node, path, {"address", "mac", "services"})
+    fields = reader.mapping(node, path, {"address", "mac", "services", "faults"})
     if "address" not in fields:
         reader.problem(node, path + ".address", "is required")
         return None
@@ -228,12 +229,23 @@ def _responder(reader, node, path, interface):
             if problem:
                 reader.problem(spec_node, port_path, problem)
             services.append((port_node, spec))
+    faults = _faults(reader, fields["faults"], path + ".faults") if "faults" in fields else None
     if any(address == own.ip for own in interface.addresses):
         reader.problem(fields["address"], path + ".address", "%s is the interface's own address" % address)
     elif not any(address in own.network for own in interface.addresses):
         reader.problem(fields["address"], path + ".address",
                        "%s is not inside any of interface.addresses, so nothing routes to it" % address)
-    return ResponderConfig(address=address, mac=mac if mac is not None else bytes(6), services=tuple(services))
+    return ResponderConfig(address=address, mac=mac if mac is not None else bytes(6), services=tuple(services),
+                           faults=faults)
+
+
+def _faults(reader, node, path):
+    """Seeded drop/duplicate/reorder on the responder's output (there is no netem here)."""
+    fields = reader.mapping(node, path, {"seed", "drop", "duplicate", "reorder"})
+    seed = reader.number(fields["seed"], path + ".seed", 0, 2 ** 63) if "seed" in fields else 0
+    rates = [reader.number(fields[name], "%s.%s" % (path, name), 0, 1, integer=False) if name in fields else 0.0
+             for name in ("drop", "duplicate", "reorder")]
+    return (seed, *rates)
 
 
 class _AnyPort:

@@ -37,7 +37,8 @@ from tunrelay.stats import Counters, DropReporter
 __all__ = ["Peer", "Relay"]
 
 
-DEVICE_PORT = "device"  # the learning switch's name for the tun/tap side
+DEVICE_PORT = "device"        # the tun/tap side, as a switch port and a routing ingress
+RESPONDER_PORT = "responder"  # the in-process responder stack
 
 
 class Peer:
@@ -81,6 +82,8 @@ class Relay:
         self.switch = LearningSwitch()
         self.peers = {}
         self._bindings = {}           # (link, address) -> Peer
+        self.responder = None         # a ResponderPort, attached by the service when configured
+        self._responder_address = None
         if config.plaintext:
             self.sessions = PlaintextSessions(self)
         else:
@@ -221,7 +224,9 @@ class Relay:
     def _frame_from_peer(self, peer, frame):
         try:
             if not self.tun:
-                self._switch_from_peer(peer, frame)
+                self._learn_source(frame, peer)
+                self._count_received(peer, frame)
+                self._switch(frame, peer)
                 return
             version, source, destination, frame = route_key(frame)
         except MalformedPacket as error:
@@ -231,32 +236,30 @@ class Relay:
             self.drops.drop("source_not_allowed", peer)
             return
         self._count_received(peer, frame)
-        target = self.routes.lookup(version, destination) if self.forward_between_peers else None
-        if target is not None and target is not peer:
-            self._send(target, frame)
-        else:
-            self._to_device(frame, peer)
+        self._route(version, destination, frame, peer)
 
     def _count_received(self, peer, frame):
         counters = peer.counters
         counters.rx_packets += 1
         counters.rx_bytes += len(frame)
 
-    def _switch_from_peer(self, peer, frame):
-        """tap: learn the source against the peer; deliver by the destination's port."""
-        self._learn_source(frame, peer)
-        self._count_received(peer, frame)
-        port = None if frame[0] & 1 else self.switch.lookup(frame[0:6], self.clock.seconds())
-        if port is peer:
-            self.drops.drop("hairpin", peer)
-        elif port is None:  # broadcast, multicast or unknown unicast: flood
-            self._to_device(frame, peer)
-            if self.forward_between_peers:
-                self._flood(frame, except_peer=peer)
-        elif port is DEVICE_PORT or not self.forward_between_peers:
-            self._to_device(frame, peer)
+    # ---- tun: routing by IP ------------------------------------------------------------
+
+    def _route(self, version, destination, frame, ingress):
+        """The responder's address, else the owner of the destination's allowed IPs, else the kernel."""
+        if self.responder is not None and version == 4 and destination == self._responder_address:
+            self.responder.frame_received(frame)
+            return
+        target = self.routes.lookup(version, destination)
+        from_peer = isinstance(ingress, Peer)
+        if target is not None and target is not ingress and (self.forward_between_peers or not from_peer):
+            self._send(target, frame)
+        elif ingress is DEVICE_PORT:
+            self.drops.drop("no_route", None)
         else:
-            self._send(port, frame)
+            self._to_device(frame, ingress if from_peer else None)
+
+    # ---- tap: a learning switch --------------------------------------------------------
 
     def _learn_source(self, frame, port):
         if len(frame) < ETHERNET_HEADER_LEN:
@@ -265,12 +268,36 @@ class Relay:
             raise MalformedPacket("multicast_source_mac")
         refused = self.switch.learn(frame[6:12], port, self.clock.seconds())
         if refused is not None:
-            self.drops.drop(refused, port if port is not DEVICE_PORT else None)
+            self.drops.drop(refused, port if isinstance(port, Peer) else None)
 
-    def _flood(self, frame, except_peer=None):
-        for other in self.peers.values():
-            if other is not except_peer:
-                self._send(other, frame)
+    def _switch(self, frame, ingress):
+        """Deliver by the destination MAC's learned port; flood group and unknown destinations."""
+        port = None if frame[0] & 1 else self.switch.lookup(frame[0:6], self.clock.seconds())
+        peer_to_peer_allowed = self.forward_between_peers or not isinstance(ingress, Peer)
+        if port is None:
+            for other in self._ports():
+                if other is not ingress and (peer_to_peer_allowed or not isinstance(other, Peer)):
+                    self._deliver(other, frame, ingress)
+        elif port is ingress:
+            self.drops.drop("hairpin", ingress if isinstance(ingress, Peer) else None)
+        elif isinstance(port, Peer) and not peer_to_peer_allowed:
+            self._deliver(DEVICE_PORT, frame, ingress)  # the kernel may bridge it
+        else:
+            self._deliver(port, frame, ingress)
+
+    def _ports(self):
+        yield DEVICE_PORT
+        if self.responder is not None:
+            yield RESPONDER_PORT
+        yield from self.peers.values()
+
+    def _deliver(self, port, frame, ingress):
+        if port is DEVICE_PORT:
+            self._to_device(frame, ingress if isinstance(ingress, Peer) else None)
+        elif port is RESPONDER_PORT:
+            self.responder.frame_received(frame)
+        else:
+            self._send(port, frame)
 
     def _to_device(self, frame, peer):
         if self.device is None:
@@ -283,35 +310,33 @@ class Relay:
         self.device_counters.tx_packets += 1
         self.device_counters.tx_bytes += len(frame)
 
-    # ---- outbound: from the device -----------------------------------------------------
+    # ---- from the device and from the responder ----------------------------------------
 
     def device_frame(self, frame):
         counters = self.device_counters
         counters.rx_packets += 1
         counters.rx_bytes += len(frame)
+        self._frame_from_port(frame, DEVICE_PORT)
+
+    def responder_output(self, frame):
+        """A frame the responder emits: to the kernel or a peer, like any other port's."""
+        self._frame_from_port(frame, RESPONDER_PORT)
+
+    def attach_responder(self, responder):
+        self.responder = responder
+        self._responder_address = int(responder.config.address)
+
+    def _frame_from_port(self, frame, ingress):
         try:
             if not self.tun:
-                self._switch_from_device(frame)
+                self._learn_source(frame, ingress)
+                self._switch(frame, ingress)
                 return
             version, _, destination, frame = route_key(frame)
         except MalformedPacket as error:
             self.drops.drop(error.reason, None)
             return
-        peer = self.routes.lookup(version, destination)
-        if peer is None:
-            self.drops.drop("no_route", None)
-            return
-        self._send(peer, frame)
-
-    def _switch_from_device(self, frame):
-        self._learn_source(frame, DEVICE_PORT)
-        port = None if frame[0] & 1 else self.switch.lookup(frame[0:6], self.clock.seconds())
-        if port is None:
-            self._flood(frame)
-        elif port is DEVICE_PORT:
-            self.drops.drop("hairpin", None)
-        else:
-            self._send(port, frame)
+        self._route(version, destination, frame, ingress)
 
     def _send(self, peer, frame):
         self.sessions.send(peer, frame)
@@ -340,6 +365,7 @@ class Relay:
             "device": self.device_counters.as_dict(),
             "drops": dict(self.drops.counters.drops),
             "peers": [self._peer_snapshot(peer) for peer in self.peers.values()],
+            "responder": self.responder.snapshot() if self.responder is not None else None,
         }
 
     def _peer_snapshot(self, peer):

@@ -29,6 +29,7 @@ from tunrelay.device import DeviceError, TunDevice
 from tunrelay.logs import log_state_change
 from tunrelay.metrics import MetricsError, metrics_service
 from tunrelay.relay import Relay
+from tunrelay.responder.port import ResponderPort
 from tunrelay.twisted_io.datagram import EthernetLink, UdpLink, open_ethernet_socket
 from tunrelay.twisted_io.device_port import DevicePort
 from tunrelay.twisted_io.stream import InboundFactory, OutboundFactory
@@ -82,6 +83,11 @@ class RelayService(MultiService):
         self.listening = []            # IListeningPort objects
         self.ethernet_links = {}       # interface -> EthernetLink
         self.udp_links = {}            # address family -> UdpLink used for outbound datagrams
+        self.responder = None
+        if config.responder is not None:
+            self.responder = ResponderPort(config.responder, config.interface.mode, config.interface.mtu,
+                                           reactor, self.relay.responder_output, self.relay.snapshot)
+            self.relay.attach_responder(self.responder)
         self.control = ControlSocketService(config.control_socket, self.relay.snapshot, self.reload, reactor)
         self.control.setServiceParent(self)
         self.metrics = metrics_service(config.metrics, self.relay.snapshot, reactor) if config.metrics else None
@@ -196,6 +202,8 @@ class RelayService(MultiService):
     def startService(self):
         MultiService.startService(self)
         self.device_port.startReading()
+        if self.responder is not None:
+            self.responder.start()
         for link in self.ethernet_links.values():
             link.startReading()
         for peer in self.relay.peers.values():
@@ -289,6 +297,8 @@ class RelayService(MultiService):
 
     def stopService(self):
         stopped = MultiService.stopService(self)
+        if self.responder is not None:
+            self.responder.stop()
         self.relay.stop()
         self._close_everything()
         return stopped

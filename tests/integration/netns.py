@@ -59,6 +59,14 @@ class Host:
     def exec(self, *command, check=True, timeout=60, input=None):
         return run("ip", "netns", "exec", self.name, *command, check=check, timeout=timeout, input=input)
 
+    def exec_to(self, command, stdin, stdout, timeout=60):
+        """Run a command with files as stdin and stdout (for payloads too big for memory pipes)."""
+        result = subprocess.run(("ip", "netns", "exec", self.name) + tuple(command), stdin=stdin, stdout=stdout,
+                                stderr=subprocess.PIPE, timeout=timeout)
+        if result.returncode != 0:
+            raise CommandFailed("%s failed (%d): %s" % (" ".join(command), result.returncode, result.stderr))
+        return result
+
     def popen(self, *command, **kwargs):
         process = subprocess.Popen(("ip", "netns", "exec", self.name) + command, **kwargs)
         self.lab.processes.append(process)

@@ -80,6 +80,11 @@ class _StatusPage(resource.Resource):
         resource.Resource.__init__(self)
         self.status = status
 
+    def getChild(self, name, request):
+        if name == b"":
+            return self  # "/" itself
+        return resource.Resource.getChild(self, name, request)
+
     def render_GET(self, request):
         snapshot = self.status()
         if request.args.get(b"format") == [b"json"]:

@@ -1,0 +1,102 @@
+"""The responder as a relay port, on in-memory fakes, with scapy as the independent oracle."""
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP
+from twisted.internet.protocol import Factory, Protocol
+
+from tunrelay.responder import port as port_module
+from tunrelay.responder.port import ResponderPort
+from tunrelay.testing import relay_from_yaml
+
+CLIENT, RESPONDER = "198.51.100.1", "198.51.100.9"
+
+
+class Exploding(Protocol):
+    def dataReceived(self, data):
+        raise RuntimeError("application bug")
+
+
+exploding = Factory.forProtocol(Exploding)
+
+
+@pytest.fixture
+def relay():
+    relay = relay_from_yaml("""\
+interface: {addresses: [198.51.100.1/24]}
+plaintext: true
+responder:
+  address: 198.51.100.9
+  services: {7: echo, 80: http, 99: "tests.unit.test_responder_port:exploding"}
+""")
+    responder = ResponderPort(relay.config.responder, "tun", 1420, relay.clock, relay.responder_output,
+                              relay.snapshot, isn_secret=b"k" * 32)
+    relay.attach_responder(responder)
+    responder.start()
+    return relay
+
+
+def replies(relay):
+    relay.clock.advance(0)  # flushes queued writes
+    packets = [IP(frame) for frame in relay.device.written]
+    relay.device.written.clear()
+    return packets
+
+
+def handshake(relay, port, client_port=40000):
+    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=client_port, dport=port, flags="S", seq=1000)))
+    synack = replies(relay)[0]
+    assert synack[TCP].flags == "SA" and synack[TCP].ack == 1001
+    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=client_port, dport=port, flags="A",
+                                                                 seq=1001, ack=synack[TCP].seq + 1)))
+    return synack[TCP].seq + 1
+
+
+def send_data(relay, port, server_next, data, client_port=40000):
+    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=client_port, dport=port, flags="PA", seq=1001,
+                                                                 ack=server_next) / data))
+    return replies(relay)
+
+
+def test_ping_through_the_relay_device(relay):
+    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / ICMP(id=7, seq=1) / b"payload"))
+    (reply,) = replies(relay)
+    assert reply[IP].src == RESPONDER and reply[ICMP].type == 0 and bytes(reply[ICMP].payload) == b"payload"
+
+
+def test_echo_service_over_tcp(relay):
+    server_next = handshake(relay, 7)
+    echoed = b"".join(bytes(packet[TCP].payload) for packet in send_data(relay, 7, server_next, b"hello responder"))
+    assert echoed == b"hello responder"
+
+
+def test_http_status_page(relay):
+    server_next = handshake(relay, 80)
+    answer = b"".join(bytes(p[TCP].payload) for p in send_data(relay, 80, server_next, b"GET / HTTP/1.0\r\n\r\n"))
+    assert answer.startswith(b"HTTP/1.0 200") and b"tunrelay tr0" in answer
+
+
+def test_closed_port_gets_a_reset(relay):
+    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=40001, dport=23, flags="S", seq=5)))
+    (reset,) = replies(relay)
+    assert "R" in reset[TCP].flags
+
+
+def test_a_crashing_protocol_aborts_only_its_connection(relay):
+    server_next = handshake(relay, 99)
+    answer = send_data(relay, 99, server_next, b"boom")
+    assert any("R" in packet[TCP].flags for packet in answer)
+    echo_next = handshake(relay, 7, client_port=40002)
+    echoed = send_data(relay, 7, echo_next, b"still fine", client_port=40002)
+    assert b"still fine" in b"".join(bytes(p[TCP].payload) for p in echoed)
+
+
+def test_established_connections_are_capped(relay, monkeypatch):
+    monkeypatch.setattr(port_module, "MAX_CONNECTIONS", 2)
+    for client_port in (41000, 41001):
+        handshake(relay, 7, client_port)
+    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=41002, dport=7, flags="S", seq=1000)))
+    synack = replies(relay)[0]
+    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=41002, dport=7, flags="A", seq=1001,
+                                                                 ack=synack[TCP].seq + 1)))
+    assert any("R" in packet[TCP].flags for packet in replies(relay))
+    assert relay.responder.snapshot()["connections"] == 2

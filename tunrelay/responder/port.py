@@ -1,0 +1,196 @@
+"""The responder as a port on the relay's forwarding plane.
+
+Theory of operation
+-------------------
+The pure cores do the protocol work: ``tunrelay.stack.interface.ResponderInterface``
+(Ethernet/ARP in tap mode, IPv4 with reassembly, ICMP; RFC 826, 791, 792, 1122) and
+``tunrelay.stack.tcp.TcpStack`` (RFC 9293). This port feeds them frames the relay routes
+to the responder's address, hands every frame they emit back to the relay (which sends it
+to the kernel through the device or to a peer through the tunnel), fires their timers at
+``next_deadline()``, and turns TCP events into calls on ordinary Twisted protocols built by
+the configured factories, each connection behind a ``StackTransport``.
+
+An optional seeded fault injector (``responder.faults``) disturbs what the responder sends,
+for testing under loss, reordering and duplication without netem.
+
+Writes by protocols are flushed at most once per reactor turn (``flush_soon``), so a
+protocol that writes many small pieces produces full segments. An exception raised by a
+protocol aborts that one connection and is logged; it never reaches the relay's data path.
+"""
+
+import os
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.logger import Logger
+
+from tunrelay.responder.services import make_factory
+from tunrelay.responder.transport import StackTransport
+from tunrelay.stack.faults import FaultInjector
+from tunrelay.stack.interface import ResponderInterface
+from tunrelay.stack.tcp import events as tcp_events
+from tunrelay.stack.tcp.stack import TcpStack
+
+__all__ = ["ResponderPort"]
+
+_MAX_EVENT_ROUNDS = 64   # protocol callbacks that trigger more events, bounded per turn
+MAX_CONNECTIONS = 256    # established connections; the core bounds only those not yet accepted
+
+
+class ResponderPort:
+    log = Logger()
+
+    def __init__(self, config, mode, mtu, clock, emit, status, isn_secret=None):
+        self.config = config
+        self.clock = clock
+        self.emit = emit                      # callable(frame): back into the relay
+        self.tcp = TcpStack(config.address.packed, isn_secret or os.urandom(32))
+        self.interface = ResponderInterface(mode, config.address, config.mac if mode == "tap" else None,
+                                            mtu, tcp=self.tcp)
+        self.factories = {}
+        for port, spec in config.services:
+            self.factories[port] = make_factory(spec, status)
+            self.tcp.listen(port)
+        self.faults = FaultInjector(*config.faults) if config.faults else None
+        self.transports = {}                  # core connection -> StackTransport
+        self._timer = None
+        self._flush_queued = False
+        self._handlers = {
+            tcp_events.ConnectionAccepted: self._accepted,
+            tcp_events.DataReceived: self._data,
+            tcp_events.PeerClosed: self._peer_closed,
+            tcp_events.ConnectionLost: self._lost,
+            tcp_events.WritableAgain: self._writable,
+        }
+
+    def now(self):
+        return self.clock.seconds()
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    def start(self):
+        for factory in self.factories.values():
+            factory.doStart()
+        self._emit(self.interface.start(self.now()))
+        self._settle()
+
+    def stop(self):
+        for transport in list(self.transports.values()):
+            transport.abortConnection()
+        self._emit(self.interface.poll(self.now()))
+        for factory in self.factories.values():
+            factory.doStop()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    # ---- frames -----------------------------------------------------------------------
+
+    def frame_received(self, frame):
+        self._emit(self.interface.frame_received(frame, self.now()))
+        self._settle()
+
+    def flush_soon(self):
+        if not self._flush_queued:
+            self._flush_queued = True
+            self.clock.callLater(0, self._flush)
+
+    def _flush(self):
+        self._flush_queued = False
+        self._emit(self.interface.poll(self.now()))
+        if self.faults is not None:
+            self._send(self.faults.poll(self.now()))
+        self._settle()
+
+    def _emit(self, frames):
+        if self.faults is not None:
+            frames = self.faults.process(frames, self.now())
+        self._send(frames)
+
+    def _send(self, frames):
+        for frame in frames:
+            self.emit(frame)
+
+    def _settle(self):
+        """Run protocol callbacks for pending TCP events, send what they wrote, rearm the timer."""
+        for _ in range(_MAX_EVENT_ROUNDS):
+            events = self.tcp.pop_events()
+            if not events:
+                break
+            for event in events:
+                self._dispatch(event)
+            self._emit(self.interface.poll(self.now()))
+        self._rearm()
+
+    def _rearm(self):
+        deadlines = [self.interface.next_deadline(), self.faults.next_deadline() if self.faults else None]
+        deadline = min((d for d in deadlines if d is not None), default=None)
+        if self._timer is not None and self._timer.active():
+            if deadline is not None and self._timer.getTime() == deadline:
+                return
+            self._timer.cancel()
+        self._timer = None
+        if deadline is not None:
+            self._timer = self.clock.callLater(max(0.0, deadline - self.now()), self._flush)
+
+    # ---- TCP events -> protocols --------------------------------------------------------
+
+    def _dispatch(self, event):
+        try:
+            self._handlers[type(event)](event)
+        except Exception:
+            self.log.failure("responder service on port {port} failed; aborting that connection",
+                             port=event.conn.host[1])
+            transport = self.transports.get(event.conn)
+            if transport is not None:
+                transport.abortConnection()
+
+    def _accepted(self, event):
+        connection = event.conn
+        if len(self.transports) >= MAX_CONNECTIONS:
+            self.interface.drops["tcp_too_many_connections"] += 1
+            connection.abort(self.now())
+            return
+        factory = self.factories.get(connection.host[1])
+        protocol = factory.buildProtocol(IPv4Address("TCP", *connection.peer)) if factory else None
+        if protocol is None:
+            connection.abort(self.now())
+            return
+        transport = StackTransport(self, connection, protocol)
+        self.transports[connection] = transport
+        protocol.makeConnection(transport)
+
+    def _data(self, event):
+        transport = self.transports.get(event.conn)
+        if transport is not None and not transport.disconnected:
+            transport.protocol.dataReceived(event.data)
+
+    def _peer_closed(self, event):
+        transport = self.transports.get(event.conn)
+        if transport is None:
+            return
+        if IHalfCloseableProtocol.providedBy(transport.protocol):
+            transport.protocol.readConnectionLost()
+        else:
+            transport.loseConnection()  # Twisted's rule: no half-close support, so close
+
+    def _lost(self, event):
+        transport = self.transports.pop(event.conn, None)
+        if transport is not None:
+            transport.connection_lost(event.reason)
+
+    def _writable(self, event):
+        transport = self.transports.get(event.conn)
+        if transport is not None:
+            transport.writable_again()
+
+    # ---- status -----------------------------------------------------------------------
+
+    def snapshot(self):
+        counters = dict(self.interface.counters())
+        counters["address"] = str(self.config.address)
+        counters["tcp"] = dict(self.tcp.counters)
+        counters["connections"] = len(self.transports)
+        if self.faults is not None:
+            counters["faults"] = dict(self.faults.counts)
+        return counters
