@@ -14,6 +14,7 @@ non-zero exit, never a traceback.
 import signal
 import socket
 import sys
+from dataclasses import replace
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
@@ -268,7 +269,10 @@ class RelayService(MultiService):
             return False, message
         if not new.plaintext:
             self.relay.sessions.preshared_keys = preshared_keys
+        old_services = self.config.responder.services if self.config.responder is not None else ()
         added, removed, moved, updated = self.relay.reconfigure(new)
+        if self.responder is not None and new.responder.services != old_services:
+            self.responder.update_services(new.responder.services)
         for name in removed + moved:
             self._remove_client(name)
         for name in added + moved:
@@ -286,6 +290,9 @@ class RelayService(MultiService):
         for key in ("interface", "plaintext", "private_key_file", "listen", "control_socket", "metrics"):
             if getattr(old, key) != getattr(new, key):
                 return "'%s' changed; that needs a restart" % key
+        if (old.responder is None) != (new.responder is None) or (
+                old.responder is not None and replace(old.responder, services=()) != replace(new.responder, services=())):
+            return "the responder's address, MAC or faults changed; that needs a restart"
         for peer in new.peers:
             endpoint = peer.endpoint
             if endpoint is not None and endpoint.transport == "ethernet" and endpoint.interface not in self.ethernet_links:

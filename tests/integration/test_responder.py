@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -91,3 +92,42 @@ def _open_connections(host):
     """Sockets to the responder in any state but TIME-WAIT (which the active closer keeps)."""
     lines = host.exec("ss", "-tanH", "dst", RESPONDER).stdout.splitlines()
     return [line for line in lines if line.strip() and not line.startswith("TIME-WAIT")]
+
+
+def test_a_remote_peer_reaches_the_responder_through_the_tunnel(lab, tmp_path):
+    """The responder sits on the forwarding plane like a peer: B reaches it through A's tunnel."""
+    from .test_two_hosts import encrypted, relay_config
+
+    a, b = lab.underlay()
+    config_a = encrypted(relay_config("tun", 1, ["udp://192.0.2.1:51820"]), tmp_path, 1)
+    config_a["responder"] = {"address": RESPONDER, "services": {7: "echo", 80: "http"}}
+    lab.relay(a, config_a)
+    config_b = encrypted(relay_config("tun", 2, ["udp://192.0.2.2:51820"], "udp://192.0.2.1:51820"), tmp_path, 2)
+    config_b["peers"][0]["allowed_ips"] = ["198.51.100.1/32", RESPONDER + "/32"]
+    lab.relay(b, config_b)
+    b.ping(RESPONDER)
+    downloaded = os.path.join(str(tmp_path), "remote.bin")
+    b.exec("curl", "-sf", "--max-time", "60", "-o", downloaded, "http://%s/bytes/%d" % (RESPONDER, MIB), timeout=90)
+    assert sha256_of(downloaded) == hashlib.sha256(deterministic_bytes(MIB)).hexdigest()
+
+
+def test_syn_flood_leaves_memory_bounded_and_service_up(lab, tmp_path):
+    host = lab.host("f")
+    relay = lab.relay(host, responder_config("tun", lossy=False))
+    host.ping(RESPONDER)
+    rss_before = _rss_kib(relay)
+    flood = ("from scapy.all import IP, TCP, RandShort, send\n"
+             "send(IP(src='198.51.100.1', dst=%r) / TCP(sport=RandShort(), dport=80, flags='S', seq=1), "
+             "count=5000, verbose=False)\n" % RESPONDER)
+    host.exec(sys.executable, "-c", flood, timeout=120)
+    status = json.loads(relay.tool("status", "-s", relay.config["control_socket"], "--json").stdout)
+    assert status["responder"]["tcp"]["segments_received"] >= 4500, status["responder"]["tcp"]  # the flood arrived
+    downloaded = os.path.join(str(tmp_path), "after-flood.bin")
+    host.exec("curl", "-sf", "--max-time", "60", "-o", downloaded, "http://%s/bytes/%d" % (RESPONDER, MIB), timeout=90)
+    assert sha256_of(downloaded) == hashlib.sha256(deterministic_bytes(MIB)).hexdigest()
+    assert _rss_kib(relay) - rss_before < 20 * 1024, "a SYN flood must not grow memory by more than 20 MiB"
+
+
+def _rss_kib(relay):
+    with open("/proc/%d/status" % relay.process.pid) as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))

@@ -100,3 +100,15 @@ def test_established_connections_are_capped(relay, monkeypatch):
                                                                  ack=synack[TCP].seq + 1)))
     assert any("R" in packet[TCP].flags for packet in replies(relay))
     assert relay.responder.snapshot()["connections"] == 2
+
+
+def test_reloaded_services_take_effect_for_new_connections(relay):
+    established = handshake(relay, 7, client_port=42000)
+    relay.responder.update_services(((80, "http"), (8080, "echo")))
+    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=42001, dport=7, flags="S", seq=5)))
+    assert "R" in replies(relay)[0][TCP].flags            # port 7 no longer accepts
+    echo_next = handshake(relay, 8080, client_port=42002)  # the new port does
+    assert b"new port" in b"".join(bytes(p[TCP].payload) for p in send_data(relay, 8080, echo_next, b"new port",
+                                                                            client_port=42002))
+    old = send_data(relay, 7, established, b"kept", client_port=42000)  # the old connection carries on
+    assert b"kept" in b"".join(bytes(p[TCP].payload) for p in old)

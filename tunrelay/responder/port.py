@@ -19,6 +19,7 @@ protocol aborts that one connection and is logged; it never reaches the relay's 
 """
 
 import os
+from dataclasses import replace
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IHalfCloseableProtocol
@@ -47,6 +48,7 @@ class ResponderPort:
         self.tcp = TcpStack(config.address.packed, isn_secret or os.urandom(32))
         self.interface = ResponderInterface(mode, config.address, config.mac if mode == "tap" else None,
                                             mtu, tcp=self.tcp)
+        self._status = status
         self.factories = {}
         for port, spec in config.services:
             self.factories[port] = make_factory(spec, status)
@@ -83,6 +85,26 @@ class ResponderPort:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+
+    def update_services(self, services):
+        """Apply a reloaded ``services`` map: new ports listen, removed ones stop accepting.
+
+        Connections already accepted on a removed or changed port carry on with the
+        protocol they have; only new connections see the change.
+        """
+        wanted = dict(services)
+        current = dict(self.config.services)
+        for port, spec in current.items():
+            if wanted.get(port) != spec:
+                self.tcp.stop_listening(port)
+                self.factories.pop(port).doStop()
+        for port, spec in wanted.items():
+            if current.get(port) != spec:
+                factory = make_factory(spec, self._status)
+                factory.doStart()
+                self.factories[port] = factory
+                self.tcp.listen(port)
+        self.config = replace(self.config, services=tuple(services))
 
     # ---- frames -----------------------------------------------------------------------
 
