@@ -79,6 +79,7 @@ class RelayConfig:
     max_frame_size: int = MAX_FRAME_SIZE
     forward_between_peers: bool = True
     metrics: Optional[str] = None   # "IP:PORT" of the Prometheus endpoint
+    dead_peer_timeout: float = 0.0  # declare a peer down after this long without a message; 0: never
     responder: Optional[ResponderConfig] = None
     source: str = field(default="<string>", compare=False)
     key_lines: dict = field(default_factory=dict, compare=False)  # key path -> line, for key-file errors
@@ -314,7 +315,7 @@ def _checked_public_key(text):
 
 
 _TOP_KEYS = {"interface", "plaintext", "private_key_file", "control_socket", "listen", "peers",
-             "idle_timeout", "max_frame_size", "forward_between_peers", "metrics", "responder"}
+             "idle_timeout", "max_frame_size", "forward_between_peers", "metrics", "responder", "dead_peer_timeout"}
 
 
 def parse(text, source="<string>"):
@@ -348,6 +349,9 @@ def parse(text, source="<string>"):
     values["control_socket"] = DEFAULT_CONTROL_SOCKET.format(interface=interface.name)
     if "control_socket" in fields:
         values["control_socket"] = reader.string(fields["control_socket"], "control_socket")
+    if "dead_peer_timeout" in fields:
+        values["dead_peer_timeout"] = reader.number(fields["dead_peer_timeout"], "dead_peer_timeout", 0, 86400,
+                                                    integer=False)
     if "idle_timeout" in fields:
         values["idle_timeout"] = reader.number(fields["idle_timeout"], "idle_timeout", 0, 86400, integer=False)
     if "max_frame_size" in fields:
@@ -390,6 +394,8 @@ def _check_peer_set(reader, nodes, peers, plaintext):
             reader.problem(node, path + ".name", "%r is already used by peers[%d]" % (peer.name, seen_names[peer.name]))
         seen_names.setdefault(peer.name, index)
         for network in peer.allowed_ips:
+            if network.is_multicast:
+                continue  # a group is shared: every neighbour may carry OSPF's 224.0.0.5
             if network in owners:
                 reader.problem(node, path + ".allowed_ips", "%s is already allowed for peer %r" % (network, owners[network]))
             owners.setdefault(network, peer.name)

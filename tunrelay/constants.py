@@ -24,7 +24,8 @@ RECONNECT_MAX_DELAY = 30.0
 RECONNECT_FACTOR = 1.5
 
 # --- liveness ---------------------------------------------------------------
-DEFAULT_IDLE_TIMEOUT = 180.0  # close a TCP connection that has received nothing for this long
+DEFAULT_IDLE_TIMEOUT = 180.0
+ENDPOINT_REFRESH_INTERVAL = 5.0   # at most one DNS lookup per peer this often (rehandshakes retry every 5 s)  # close a TCP connection that has received nothing for this long
 
 # --- logging ----------------------------------------------------------------
 DROP_LOG_INTERVAL = 10.0      # at most one log line per drop reason per interval

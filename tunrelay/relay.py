@@ -22,6 +22,8 @@ Everything that is dropped is counted by reason and reported at a limited rate; 
 raises out of the data path.
 """
 
+import ipaddress
+
 from twisted.logger import Logger
 
 from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS
@@ -41,6 +43,10 @@ DEVICE_PORT = "device"        # the tun/tap side, as a switch port and a routing
 RESPONDER_PORT = "responder"  # the in-process responder stack
 
 
+def _is_multicast(version, address):
+    return address >> 28 == 0xE if version == 4 else address >> 120 == 0xFF
+
+
 class Peer:
     """A configured peer: its routes, its live paths and its counters."""
 
@@ -50,11 +56,13 @@ class Peer:
         self.counters = Counters()
         self.paths = []           # live (link, address) pairs, oldest first
         self.active_path = None   # where we send: the path we last heard from, else the newest
+        self.groups = []          # multicast networks from allowed_ips (set by the relay)
         self.endpoint_hosts = set()  # resolved addresses of a tcp/udp endpoint, for identification
         if config.endpoint is not None and config.endpoint.host is not None:
             self.endpoint_hosts.add(config.endpoint.host)
         self.last_sent = None
         self.last_received = None
+        self.dead = False         # declared down by dead_peer_timeout until it is heard again
 
     @property
     def endpoint(self):
@@ -84,6 +92,9 @@ class Relay:
         self._bindings = {}           # (link, address) -> Peer
         self.responder = None         # a ResponderPort, attached by the service when configured
         self._responder_address = None
+        self.endpoint_refresh = None  # callable(peer): resolve a hostname endpoint again (set by the service)
+        self._liveness_call = None
+        self._liveness_since = clock.seconds()
         if config.plaintext:
             self.sessions = PlaintextSessions(self)
         else:
@@ -101,8 +112,12 @@ class Relay:
         return peer
 
     def _install_routes(self, peer):
+        # Unicast networks go into the longest-prefix table; group networks are memberships
+        # that several peers share, so they are kept per peer.
+        peer.groups = [network for network in peer.config.allowed_ips if network.is_multicast]
         for network in peer.config.allowed_ips:
-            self.routes.insert(network, peer)
+            if not network.is_multicast:
+                self.routes.insert(network, peer)
 
     def remove_peer(self, name):
         peer = self.peers.pop(name)
@@ -202,7 +217,7 @@ class Relay:
 
     def heard_from(self, peer, link, address):
         """An accepted message from (link, address): answer there from now on."""
-        peer.last_received = self.clock.seconds()
+        self.alive(peer)
         old = peer.active_path
         if old == (link, address):
             return
@@ -211,6 +226,48 @@ class Relay:
             # A datagram peer moved (roaming): its old address is no path any more.
             self.path_closed(*old)
             log_state_change("roaming", peer.name, old_path=old[0].describe(old[1]), new_path=link.describe(address))
+
+    # ---- liveness -----------------------------------------------------------------------
+
+    def alive(self, peer):
+        """An authenticated (or, in plaintext, accepted) message arrived from ``peer``."""
+        peer.last_received = self.clock.seconds()
+        if peer.dead:
+            peer.dead = False
+            log_state_change("peer_up", peer.name, path=peer.describe_path() or "?")
+
+    def start_liveness(self):
+        """Check every few seconds for peers silent longer than ``dead_peer_timeout``."""
+        self._liveness_since = self.clock.seconds()
+        timeout = self.config.dead_peer_timeout
+        if timeout and self._liveness_call is None:
+            self._liveness_call = self.clock.callLater(min(timeout / 4.0, 5.0), self._check_liveness)
+
+    def _check_liveness(self):
+        self._liveness_call = None
+        timeout = self.config.dead_peer_timeout
+        now = self.clock.seconds()
+        for peer in list(self.peers.values()):
+            heard = peer.last_received if peer.last_received is not None else self._liveness_since
+            if not peer.dead and now - heard > timeout:
+                self._declare_dead(peer, timeout)
+        self.start_liveness()
+
+    def _declare_dead(self, peer, timeout):
+        """Give up on the peer's paths so they are made again: TCP reconnects, names re-resolve."""
+        peer.dead = True
+        log_state_change("peer_down", peer.name, reason="nothing received for %gs" % timeout)
+        for link, address in [path for path in peer.paths if path[0].kind == "tcp"]:
+            self.path_closed(link, address)
+            link.close_path(address)
+        self.sessions.peer_dead(peer)
+        if self.endpoint_refresh is not None:
+            self.endpoint_refresh(peer)
+
+    def rehandshaking(self, peer):
+        """A new handshake is starting: a hostname endpoint may have moved, look it up again."""
+        if self.endpoint_refresh is not None:
+            self.endpoint_refresh(peer)
 
     # ---- inbound: from a peer ----------------------------------------------------------
 
@@ -250,14 +307,33 @@ class Relay:
         if self.responder is not None and version == 4 and destination == self._responder_address:
             self.responder.frame_received(frame)
             return
-        target = self.routes.lookup(version, destination)
         from_peer = isinstance(ingress, Peer)
+        if _is_multicast(version, destination):
+            self._multicast(version, destination, frame, ingress, from_peer)
+            return
+        target = self.routes.lookup(version, destination)
         if target is not None and target is not ingress and (self.forward_between_peers or not from_peer):
             self._send(target, frame)
         elif ingress is DEVICE_PORT:
             self.drops.drop("no_route", None)
         else:
             self._to_device(frame, ingress if from_peer else None)
+
+    def _multicast(self, version, destination, frame, ingress, from_peer):
+        """A group address goes to every peer whose allowed_ips cover it (OSPF's 224.0.0.5 to
+        each neighbour), and from a peer also to the kernel, which may be a member."""
+        group = ipaddress.ip_address(destination) if version == 4 else ipaddress.IPv6Address(destination)
+        targets = [peer for peer in self.peers.values()
+                   if peer is not ingress and any(group in network for network in peer.groups)]
+        if from_peer:
+            self._to_device(frame, ingress)
+            if not self.forward_between_peers:
+                return
+        elif not targets and ingress is DEVICE_PORT:
+            self.drops.drop("no_route", None)
+            return
+        for peer in targets:
+            self._send(peer, frame)
 
     # ---- tap: a learning switch --------------------------------------------------------
 
@@ -349,6 +425,9 @@ class Relay:
 
     def stop(self):
         self.sessions.stop()
+        if self._liveness_call is not None and self._liveness_call.active():
+            self._liveness_call.cancel()
+        self._liveness_call = None
 
     def snapshot(self):
         """State and counters as plain data: the schema behind ``tunrelay status --json``.
@@ -376,6 +455,7 @@ class Relay:
             transport=link.kind if link is not None else (peer.endpoint.transport if peer.endpoint else None),
             **self.sessions.peer_state(peer),
             last_received=peer.last_received,
+            alive=not peer.dead,
             paths=len(peer.paths),
             allowed_ips=[str(network) for network in peer.config.allowed_ips],
             keepalive=peer.config.keepalive,

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from tunrelay import config as configuration
 from tunrelay.crypto import keys
 from tunrelay.control.server import ControlSocketError, ControlSocketService
-from tunrelay.constants import RECONNECT_FACTOR, RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY
+from tunrelay.constants import ENDPOINT_REFRESH_INTERVAL, RECONNECT_FACTOR, RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY
 from tunrelay.device import DeviceError, TunDevice
 from tunrelay.logs import log_state_change
 from tunrelay.metrics import MetricsError, metrics_service
@@ -95,6 +95,7 @@ class RelayService(MultiService):
         if self.metrics is not None:
             self.metrics.setServiceParent(self)
         self.clients = {}              # peer name -> ClientService keeping its TCP endpoint up
+        self._last_refresh = {}        # peer name -> when its hostname was last resolved again
         for peer in self.relay.peers.values():
             self._add_client(peer)
 
@@ -210,6 +211,8 @@ class RelayService(MultiService):
         for peer in self.relay.peers.values():
             self._connect_datagram_endpoint(peer)
         self._install_sighup()
+        self.relay.endpoint_refresh = self._refresh_endpoint
+        self.relay.start_liveness()
         self.log.info("relay up on {device} ({mode}), {count} peers",
                       device=self.device.name, mode=self.config.interface.mode, count=len(self.relay.peers))
 
@@ -221,6 +224,17 @@ class RelayService(MultiService):
             self._resolve_udp_endpoint(peer)
         elif endpoint.transport == "ethernet":
             self.relay.sessions.path_known(peer, self.ethernet_links[endpoint.interface], endpoint.mac)
+
+    def _refresh_endpoint(self, peer):
+        """Resolve a UDP hostname endpoint again (TCP's HostnameEndpoint does it per connect)."""
+        endpoint = peer.endpoint
+        if endpoint is None or endpoint.transport != "udp" or endpoint.family is not None:
+            return
+        now = self.reactor.seconds()
+        if now - self._last_refresh.get(peer.name, float("-inf")) < ENDPOINT_REFRESH_INTERVAL:
+            return
+        self._last_refresh[peer.name] = now
+        self._resolve_udp_endpoint(peer)
 
     @defer.inlineCallbacks
     def _resolve_udp_endpoint(self, peer):
@@ -242,6 +256,8 @@ class RelayService(MultiService):
             link = UdpLink(self.relay)
             self.listening.append(self.reactor.listenUDP(0, link, interface="::" if family == 6 else "0.0.0.0"))
             self.udp_links[family] = link
+        if peer.name not in self.relay.peers:
+            return  # removed by a reload while we were resolving
         peer.endpoint_hosts.add(address)
         self.relay.sessions.path_known(peer, link, (address, endpoint.port))
 

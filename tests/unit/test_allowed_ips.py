@@ -51,3 +51,4 @@ def test_remove_owner_and_networks_of():
     table.remove_owner(c)
     assert table.lookup_address("198.51.100.7") is b
     assert table.lookup_address("2001:db8::1") is None
+

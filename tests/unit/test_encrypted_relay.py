@@ -124,3 +124,14 @@ def test_forged_source_cannot_move_the_endpoint(pair):
     pair.a.message_received(pair.link_a, ("203.0.113.66", 1), b"\x04\x00\x00\x00" + bytes(28))  # garbage type 4
     pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"still here"))
     assert pair.link_a.sent[-1][0] == ("192.0.2.2", 51820)
+
+
+def test_a_dead_peer_gets_a_fresh_handshake_on_the_next_frame(pair):
+    pair.ping_both_ways()
+    pair.clock.advance(30)   # silent past a dead_peer_timeout
+    sent_before = len(pair.link_a.sent)
+    pair.a.sessions.peer_dead(pair.a.peers["peer2"])
+    pair.clock.advance(0)
+    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"after"))
+    assert pair.link_a.sent[sent_before][1][0] == 1   # an initiation, at once
+    assert pair.b.device.written[-1].endswith(b"after")

@@ -221,3 +221,53 @@ def test_state_changes_are_one_structured_line_each():
     assert states == [("peer_up", "b"), ("roaming", "b"), ("peer_down", "b")]
     roaming = next(event for event in events if event.get("event") == "roaming")
     assert "192.0.2.10" in roaming["new_path"] and "192.0.2.9" in roaming["old_path"]
+
+
+def multicast_hub():
+    relay = relay_from_yaml(textwrap.dedent("""\
+        interface: {name: tr0, addresses: [198.51.100.1/24]}
+        plaintext: true
+        peers:
+          - {name: a, endpoint: "udp://192.0.2.2:1", allowed_ips: [198.51.100.2/32, 224.0.0.0/4]}
+          - {name: b, endpoint: "udp://192.0.2.3:1", allowed_ips: [198.51.100.3/32, 224.0.0.0/4]}
+          - {name: c, endpoint: "udp://192.0.2.4:1", allowed_ips: [198.51.100.4/32]}
+        """))
+    link = MemoryLink("udp")
+    for name, last in (("a", 2), ("b", 3), ("c", 4)):
+        relay.path_opened(relay.peers[name], link, ("192.0.2.%d" % last, 1))
+    return relay, link
+
+
+def test_tun_multicast_from_the_kernel_reaches_every_covering_peer():
+    relay, link = multicast_hub()
+    hello = ipv4_packet("198.51.100.1", "224.0.0.5", b"ospf hello", protocol=89)
+    relay.device_frame(hello)
+    assert sorted(address for address, _ in link.sent) == [("192.0.2.2", 1), ("192.0.2.3", 1)]
+
+
+def test_tun_multicast_from_a_peer_reaches_the_kernel_and_the_other_members():
+    relay, link = multicast_hub()
+    hello = ipv4_packet("198.51.100.2", "224.0.0.5", b"ospf hello", protocol=89)
+    relay.message_received(link, ("192.0.2.2", 1), hello)
+    assert relay.device.written == [hello]
+    assert [address for address, _ in link.sent] == [("192.0.2.3", 1)]
+
+
+def test_dead_peer_is_declared_once_and_revived_by_traffic():
+    from twisted.logger import capturedLogs
+
+    pair = RelayPair(config(1, 2, extra="dead_peer_timeout: 20"), config(2, 1))
+    refreshed = []
+    pair.a.endpoint_refresh = refreshed.append
+    pair.a.start_liveness()
+    pair.ping_both_ways()
+    with capturedLogs() as events:
+        pair.clock.pump([5] * 4)                      # 20 s: still alive
+        assert not pair.a.peers["peer2"].dead
+        pair.clock.pump([5] * 2)                      # 30 s since B was last heard
+        assert pair.a.peers["peer2"].dead and refreshed == [pair.a.peers["peer2"]]
+        pair.clock.pump([5] * 4)                      # stays down, declared once
+        pair.b.device_frame(ipv4_packet("198.51.100.2", "198.51.100.1", b"back"))
+    states = [event["event"] for event in events if "event" in event]
+    assert states == ["peer_down", "peer_up"]
+    assert not pair.a.peers["peer2"].dead and pair.a.snapshot()["peers"][0]["alive"]

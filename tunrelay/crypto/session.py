@@ -191,6 +191,18 @@ class WireGuardCore:
         del self._by_key[peer.config.public_key]
         self._wipe(peer)
 
+    def forget_sessions(self, peer_id):
+        """Drop the peer's keys and pending handshake: the next frame starts a new handshake.
+
+        For a peer declared dead (it restarted, or moved): waiting for the rekey timers to
+        notice would cost REKEY_TIMEOUT + KEEPALIVE_TIMEOUT; a fresh handshake costs one RTT.
+        """
+        peer = self._peers[peer_id]
+        self._wipe(peer)
+        peer.timers.update(dict.fromkeys(("retransmit_handshake", "send_keepalive", "new_handshake")))
+        peer.handshake_attempts = 0
+        peer.last_sent_handshake = None  # the REKEY_TIMEOUT spacing guards a live session, not this
+
     def set_endpoint(self, peer_id, destination):
         """Where to send to ``peer_id`` from now on (a connection we made, a resolved address)."""
         self._peers[peer_id].endpoint = destination

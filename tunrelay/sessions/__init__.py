@@ -9,6 +9,7 @@ messages on a path. Both strategies offer the same methods:
     stream_opened(link, address, peer) -> bool  a TCP connection came up (peer known if we dialled)
     stream_closed(link)
     path_known(peer, link, address)             a path we learned outside the protocol
+    path_lost(peer) / peer_dead(peer)           the active path closed / the peer went silent
     peer_added(peer) / peer_removed(peer) / peer_changed(peer)
     peer_state(peer) -> dict                    session fields for status
     stop()

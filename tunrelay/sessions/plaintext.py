@@ -65,6 +65,9 @@ class PlaintextSessions:
     def path_lost(self, peer):
         pass
 
+    def peer_dead(self, peer):
+        pass
+
     def path_known(self, peer, link, address):
         self.relay.path_opened(peer, link, address)
 

@@ -120,6 +120,12 @@ class WireGuardSessions:
         if call is not None and call.active():
             call.cancel()
 
+    def peer_dead(self, peer):
+        """Silence past dead_peer_timeout: start over with a new handshake on the next frame."""
+        if peer.name in self._core_configs:
+            self.core.forget_sessions(peer.name)
+            self._schedule()
+
     def path_lost(self, peer):
         """The peer's active path closed: send over whatever path it has left."""
         if peer.name in self._core_configs:
@@ -146,7 +152,7 @@ class WireGuardSessions:
             elif kind is Deliver:
                 peer = peers.get(event.peer_id)
                 if peer is not None:
-                    peer.last_received = self.clock.seconds()
+                    relay.alive(peer)
                     relay.frame_from_peer(peer, event.frame)
             elif kind is Drop:
                 source = event.source
@@ -166,6 +172,8 @@ class WireGuardSessions:
         if event.destination is None:
             self.relay.drops.drop("no_endpoint", peer)
             return
+        if peer is not None and event.data[:1] == b"\x01":  # an initiation: a rehandshake
+            self.relay.rehandshaking(peer)
         link, address = event.destination
         reason = link.send(address, event.data)
         if reason is not None:
