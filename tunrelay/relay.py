@@ -262,7 +262,7 @@ class Relay:
             link.close_path(address)
         self.sessions.peer_dead(peer)
         if self.endpoint_refresh is not None:
-            self.endpoint_refresh(peer)
+            self.endpoint_refresh(peer, urgent=True)
 
     def rehandshaking(self, peer):
         """A new handshake is starting: a hostname endpoint may have moved, look it up again."""

@@ -96,6 +96,7 @@ class RelayService(MultiService):
             self.metrics.setServiceParent(self)
         self.clients = {}              # peer name -> ClientService keeping its TCP endpoint up
         self._last_refresh = {}        # peer name -> when its hostname was last resolved again
+        self._resolved = {}            # peer name -> the (link, address) its hostname gave last
         for peer in self.relay.peers.values():
             self._add_client(peer)
 
@@ -225,13 +226,17 @@ class RelayService(MultiService):
         elif endpoint.transport == "ethernet":
             self.relay.sessions.path_known(peer, self.ethernet_links[endpoint.interface], endpoint.mac)
 
-    def _refresh_endpoint(self, peer):
-        """Resolve a UDP hostname endpoint again (TCP's HostnameEndpoint does it per connect)."""
+    def _refresh_endpoint(self, peer, urgent=False):
+        """Resolve a UDP hostname endpoint again (TCP's HostnameEndpoint does it per connect).
+
+        Rehandshakes ask at most every ENDPOINT_REFRESH_INTERVAL; a peer declared dead asks
+        ``urgent``ly, because that is exactly when a moved name matters.
+        """
         endpoint = peer.endpoint
         if endpoint is None or endpoint.transport != "udp" or endpoint.family is not None:
             return
         now = self.reactor.seconds()
-        if now - self._last_refresh.get(peer.name, float("-inf")) < ENDPOINT_REFRESH_INTERVAL:
+        if not urgent and now - self._last_refresh.get(peer.name, float("-inf")) < ENDPOINT_REFRESH_INTERVAL:
             return
         self._last_refresh[peer.name] = now
         self._resolve_udp_endpoint(peer)
@@ -258,8 +263,17 @@ class RelayService(MultiService):
             self.udp_links[family] = link
         if peer.name not in self.relay.peers:
             return  # removed by a reload while we were resolving
+        path = (link, (address, endpoint.port))
+        previous = self._resolved.get(peer.name)
+        self._resolved[peer.name] = path
         peer.endpoint_hosts.add(address)
-        self.relay.sessions.path_known(peer, link, (address, endpoint.port))
+        if previous is not None and previous != path:
+            # The name moved: forget the old address and greet the new one now.
+            self.relay.path_closed(*previous)
+            self.relay.sessions.path_known(peer, *path)
+            self.relay.sessions.endpoint_moved(peer)
+            return
+        self.relay.sessions.path_known(peer, *path)
 
     # ---- reload -------------------------------------------------------------------------
 

@@ -258,14 +258,14 @@ def test_dead_peer_is_declared_once_and_revived_by_traffic():
 
     pair = RelayPair(config(1, 2, extra="dead_peer_timeout: 20"), config(2, 1))
     refreshed = []
-    pair.a.endpoint_refresh = refreshed.append
+    pair.a.endpoint_refresh = lambda peer, urgent: refreshed.append((peer, urgent))
     pair.a.start_liveness()
     pair.ping_both_ways()
     with capturedLogs() as events:
         pair.clock.pump([5] * 4)                      # 20 s: still alive
         assert not pair.a.peers["peer2"].dead
         pair.clock.pump([5] * 2)                      # 30 s since B was last heard
-        assert pair.a.peers["peer2"].dead and refreshed == [pair.a.peers["peer2"]]
+        assert pair.a.peers["peer2"].dead and refreshed == [(pair.a.peers["peer2"], True)]
         pair.clock.pump([5] * 4)                      # stays down, declared once
         pair.b.device_frame(ipv4_packet("198.51.100.2", "198.51.100.1", b"back"))
     states = [event["event"] for event in events if "event" in event]

@@ -247,6 +247,12 @@ class WireGuardCore:
         self._send_staged(peer, now, events)
         return events
 
+    def send_keepalive(self, peer_id, now):
+        """Send an empty message now, handshaking first if there is no session."""
+        events = []
+        self._send_keepalive(self._peers[peer_id], now, events)
+        return events
+
     def tick(self, now):
         """Fire every timer whose deadline is at or before ``now``."""
         events = []

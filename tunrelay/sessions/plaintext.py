@@ -68,6 +68,9 @@ class PlaintextSessions:
     def peer_dead(self, peer):
         pass
 
+    def endpoint_moved(self, peer):
+        pass  # the relay already switched paths; there is no session to restart
+
     def path_known(self, peer, link, address):
         self.relay.path_opened(peer, link, address)
 

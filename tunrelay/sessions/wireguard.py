@@ -101,7 +101,12 @@ class WireGuardSessions:
 
     def stream_opened(self, link, address, peer):
         if peer is not None:
+            # We dialled again: the far side may have restarted and lost our session, and
+            # would drop data under the old keys until the rekey timers noticed (15 s). A
+            # fresh handshake costs one round trip.
+            self.core.forget_sessions(peer.name)
             self.path_known(peer, link, address)
+            self._apply(self.core.send_keepalive(peer.name, self.clock.seconds()))
             return True
         if len(self._pending) >= MAX_PENDING_STREAMS:
             self.relay.drops.drop("too_many_unauthenticated", None, link.describe(address))
@@ -119,6 +124,12 @@ class WireGuardSessions:
         _, call = self._pending.pop(link, (None, None))
         if call is not None and call.active():
             call.cancel()
+
+    def endpoint_moved(self, peer):
+        """The peer's name now resolves elsewhere: handshake with the new address at once."""
+        if peer.name in self._core_configs:
+            self.core.forget_sessions(peer.name)
+            self._apply(self.core.send_keepalive(peer.name, self.clock.seconds()))
 
     def peer_dead(self, peer):
         """Silence past dead_peer_timeout: start over with a new handshake on the next frame."""
