@@ -31,6 +31,7 @@ from tunrelay.stack.faults import FaultInjector
 from tunrelay.stack.interface import ResponderInterface
 from tunrelay.stack.tcp import events as tcp_events
 from tunrelay.stack.tcp.stack import TcpStack
+from tunrelay.twisted_io.deadline import CoreTimer
 
 __all__ = ["ResponderPort"]
 
@@ -55,7 +56,7 @@ class ResponderPort:
             self.tcp.listen(port)
         self.faults = FaultInjector(*config.faults) if config.faults else None
         self.transports = {}                  # core connection -> StackTransport
-        self._timer = None
+        self._timer = CoreTimer(clock, self._next_deadline, self._flush)
         self._flush_queued = False
         self._handlers = {
             tcp_events.ConnectionAccepted: self._accepted,
@@ -82,9 +83,7 @@ class ResponderPort:
         self._emit(self.interface.poll(self.now()))
         for factory in self.factories.values():
             factory.doStop()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._timer.cancel()
 
     def update_services(self, services):
         """Apply a reloaded ``services`` map: new ports listen, removed ones stop accepting.
@@ -142,18 +141,11 @@ class ResponderPort:
             for event in events:
                 self._dispatch(event)
             self._emit(self.interface.poll(self.now()))
-        self._rearm()
+        self._timer.rearm()
 
-    def _rearm(self):
+    def _next_deadline(self):
         deadlines = [self.interface.next_deadline(), self.faults.next_deadline() if self.faults else None]
-        deadline = min((d for d in deadlines if d is not None), default=None)
-        if self._timer is not None and self._timer.active():
-            if deadline is not None and self._timer.getTime() == deadline:
-                return
-            self._timer.cancel()
-        self._timer = None
-        if deadline is not None:
-            self._timer = self.clock.callLater(max(0.0, deadline - self.now()), self._flush)
+        return min((deadline for deadline in deadlines if deadline is not None), default=None)
 
     # ---- TCP events -> protocols --------------------------------------------------------
 

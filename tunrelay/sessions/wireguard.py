@@ -30,6 +30,7 @@ from tunrelay.crypto.events import (
 )
 from tunrelay.crypto.session import WireGuardCore
 from tunrelay.logs import log_state_change
+from tunrelay.twisted_io.deadline import CoreTimer
 
 __all__ = ["WireGuardSessions", "MAX_PENDING_STREAMS", "HANDSHAKE_DEADLINE"]
 
@@ -62,8 +63,7 @@ class WireGuardSessions:
             rate_limit_key=_source_key, address_bytes=_source_bytes, **options)
         self._core_configs = {}     # peer name -> PeerConfig given to the core
         self._pending = {}          # unauthenticated TCP link -> (address, DelayedCall)
-        self._timer = None
-        self._reschedule_queued = False
+        self._timer = CoreTimer(self.clock, self.core.next_deadline, self._fire)
         self._handshakes = {}       # peer name -> completed handshakes (first one is not a rekey)
 
     # ---- peers ------------------------------------------------------------------------
@@ -201,23 +201,9 @@ class WireGuardSessions:
     # ---- timers -----------------------------------------------------------------------
 
     def _schedule(self):
-        if not self._reschedule_queued:
-            self._reschedule_queued = True
-            self.clock.callLater(0, self._reschedule)
-
-    def _reschedule(self):
-        self._reschedule_queued = False
-        deadline = self.core.next_deadline()
-        if self._timer is not None and self._timer.active():
-            if deadline is not None and self._timer.getTime() == deadline:
-                return
-            self._timer.cancel()
-        self._timer = None
-        if deadline is not None:
-            self._timer = self.clock.callLater(max(0.0, deadline - self.clock.seconds()), self._fire)
+        self._timer.rearm_soon()
 
     def _fire(self):
-        self._timer = None
         self._apply(self.core.tick(self.clock.seconds()))
 
     # ---- status -----------------------------------------------------------------------
@@ -235,6 +221,4 @@ class WireGuardSessions:
     def stop(self):
         for link in list(self._pending):
             self.stream_closed(link)
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._timer.cancel()

@@ -8,17 +8,7 @@ from tunrelay.stack.tcp import (
 from tunrelay.stack.tcp.constants import (
     FIN_WAIT_2_TIMEOUT, MAXIMUM_SEGMENT_LIFETIME, MAX_RETRANSMISSIONS, TIME_WAIT_DURATION)
 
-from .helpers import MASK, Clock, Peer, accepted_connection, flags, make_stack, payload_of
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def stack():
-    return make_stack()
+from .helpers import MASK, Peer, accepted_connection, flags, payload_of
 
 
 @pytest.fixture

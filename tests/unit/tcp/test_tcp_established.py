@@ -11,19 +11,9 @@ from tunrelay.stack.tcp.constants import (
     MAX_UNANSWERED_PROBES, MIN_RTO, RECEIVE_BUFFER_SIZE, SEND_BUFFER_LOW_WATER,
     SEND_BUFFER_SIZE)
 
-from .helpers import MASK, Clock, Peer, accepted_connection, flags, make_stack, payload_of
+from .helpers import MASK, Peer, accepted_connection, flags, make_stack, payload_of
 
 MSS = 1460
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def stack():
-    return make_stack()
 
 
 @pytest.fixture

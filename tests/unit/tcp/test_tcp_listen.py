@@ -8,18 +8,8 @@ from tunrelay.stack.tcp.constants import (
     SYN_QUEUE_LIMIT)
 
 from .helpers import (
-    CLIENT_B, MASK, PORT, SECRET, SERVER_B, Clock, Peer, build, flags, make_stack, option,
+    CLIENT_B, MASK, PORT, SECRET, SERVER_B, Peer, build, flags, make_stack, option,
     payload_of)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def stack():
-    return make_stack()
 
 
 # -- CLOSED (no listener, no connection): RFC 9293 §3.10.7.1 ------------------------------

@@ -5,21 +5,11 @@ import pytest
 from tunrelay.stack.tcp import DataReceived, LOST_RESET
 from tunrelay.stack.tcp.constants import MIN_RTO, TIMESTAMP_OPTION_LENGTH
 
-from .helpers import MASK, Clock, Peer, flags, make_stack, option, payload_of
+from .helpers import MASK, Peer, flags, option, payload_of
 
 MSS = 1460
 LINUX_SYN_OPTIONS = [("MSS", MSS), ("SAckOK", b""), ("Timestamp", (1000, 0)), ("NOP", None),
                      ("WScale", 7)]
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def stack():
-    return make_stack()
 
 
 class TsPeer(Peer):
