@@ -32,7 +32,7 @@ def test_status_reload_and_metrics_on_live_relays(lab):
     a, b = lab.underlay()
     c = lab.third_host(a)
     hub = lab.relay(a, hub_config([B_PEER]))
-    lab.relay(b, spoke_config(2, "192.0.2.2", "192.0.2.1"))
+    spoke = lab.relay(b, spoke_config(2, "192.0.2.2", "192.0.2.1"))
     lab.relay(c, spoke_config(3, "198.18.0.2", "198.18.0.1"))
     b.ping(OVERLAY_A)
     assert not pings(c, OVERLAY_A)
@@ -70,6 +70,10 @@ def test_status_reload_and_metrics_on_live_relays(lab):
     assert peer_b["endpoint"] == "udp://192.0.2.2:51820"
     text = hub.tool("status", "-s", hub.config["control_socket"]).stdout
     assert "peer: b" in text and "udp://192.0.2.2:51820" in text
+    spoke_status = json.loads(spoke.tool("status", "-s", spoke.config["control_socket"], "--json").stdout)
+    assert spoke_status["interface"]["name"] == "tr0" and spoke_status["listen"] == ["udp://192.0.2.2:51820"]
+    assert [peer["name"] for peer in spoke_status["peers"]] == ["hub"]
+    assert spoke_status["peers"][0]["tx_packets"] >= 150 and spoke_status["peers"][0]["rx_packets"] >= 150
 
     scraped = a.exec("curl", "-sf", "http://127.0.0.1:9109/metrics").stdout
     rx_line = next(line for line in scraped.splitlines() if line.startswith('tunrelay_peer_rx_packets_total{peer="b"}'))
