@@ -47,6 +47,7 @@ class InterfaceConfig:
     mtu: int = DEFAULT_MTU
     addresses: Tuple[ipaddress._BaseNetwork, ...] = ()  # ip_interface objects
     routes: Tuple[ipaddress._BaseNetwork, ...] = ()
+    offload: bool = False   # IFF_VNET_HDR + TSO: read and write 64 KiB super-packets
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class PeerConfig:
     allowed_ips: Tuple[ipaddress._BaseNetwork, ...] = ()
     keepalive: Optional[float] = None
     preshared_key_file: Optional[str] = None
+    offload: bool = False   # the peer is a tunrelay with offload on: exchange super-packets whole
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ def _ip_value(parser, text, what):
 
 
 def _interface(reader, node, path):
-    fields = reader.mapping(node, path, {"name", "mode", "mtu", "addresses", "routes"})
+    fields = reader.mapping(node, path, {"name", "mode", "mtu", "addresses", "routes", "offload"})
     values = {}
     if "name" in fields:
         name = reader.string(fields["name"], path + ".name")
@@ -196,6 +198,10 @@ def _interface(reader, node, path):
         values["addresses"] = _network_list(
             reader, fields["addresses"], path + ".addresses",
             ipaddress.ip_interface, "an address with prefix length (e.g. 198.51.100.1/24)")
+    if "offload" in fields:
+        values["offload"] = reader.boolean(fields["offload"], path + ".offload")
+        if values["offload"] and values.get("mode", "tun") != "tun":
+            reader.problem(fields["offload"], path + ".offload", "is supported in tun mode only")
     if "routes" in fields:
         values["routes"] = _network_list(
             reader, fields["routes"], path + ".routes", lambda text: ipaddress.ip_network(text, strict=True),
@@ -269,7 +275,7 @@ def _responder_address(text):
     return address
 
 
-_PEER_KEYS = {"name", "public_key", "endpoint", "allowed_ips", "keepalive", "preshared_key_file"}
+_PEER_KEYS = {"name", "public_key", "endpoint", "allowed_ips", "keepalive", "preshared_key_file", "offload"}
 
 
 def _peer(reader, node, path, plaintext):
@@ -298,10 +304,16 @@ def _peer(reader, node, path, plaintext):
     if "keepalive" in fields:
         keepalive = reader.number(fields["keepalive"], path + ".keepalive", 1, 65535)
     psk_file = reader.string(fields["preshared_key_file"], path + ".preshared_key_file") if "preshared_key_file" in fields else None
+    offload = False
+    if "offload" in fields:
+        offload = bool(reader.boolean(fields["offload"], path + ".offload"))
+        if offload and plaintext:
+            reader.problem(fields["offload"], path + ".offload",
+                           "needs encrypted mode (plaintext's 2-byte TCP framing cannot carry 64 KiB frames)")
     if name is None:
         return None
     return PeerConfig(name=name, public_key=public_key, endpoint=endpoint, allowed_ips=allowed_ips,
-                      keepalive=keepalive, preshared_key_file=psk_file)
+                      keepalive=keepalive, preshared_key_file=psk_file, offload=offload)
 
 
 def _checked_public_key(text):
@@ -374,14 +386,14 @@ def parse(text, source="<string>"):
         for key_node, value_node in (item.value if isinstance(item, yaml.MappingNode) else ()):
             if reader.value(key_node) == "preshared_key_file":
                 key_lines["peers[%d].preshared_key_file" % index] = value_node.start_mark.line + 1
-    _check_peer_set(reader, peer_nodes, peers, plaintext)
+    _check_peer_set(reader, peer_nodes, peers, plaintext, interface)
     values["peers"] = tuple(peer for peer in peers if peer is not None)
     if reader.problems:
         raise ConfigError(message for _, message in sorted(reader.problems, key=lambda item: item[0]))
     return RelayConfig(**{k: v for k, v in values.items() if v is not None})
 
 
-def _check_peer_set(reader, nodes, peers, plaintext):
+def _check_peer_set(reader, nodes, peers, plaintext, interface):
     """Rules that need all peers at once: unique names, unambiguous identities and routes."""
     seen_names = {}
     owners = {}
@@ -401,6 +413,8 @@ def _check_peer_set(reader, nodes, peers, plaintext):
             owners.setdefault(network, peer.name)
         if peer.endpoint is None:
             endpointless.append(peer.name)
+        if peer.offload and not interface.offload:
+            reader.problem(node, path + ".offload", "needs interface.offload: true")
     if plaintext and len(endpointless) > 1:
         reader.problem(nodes[0] if nodes else None, "peers",
                        "plaintext mode cannot tell apart peers without an endpoint (%s); give all but one an endpoint"

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 
 from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS
 from tunrelay.forwarding.allowed_ips import AllowedIPs
+from tunrelay.forwarding.offload import PLAIN_HEADER, VNET_HEADER, VnetHeader, to_packets
 from tunrelay.forwarding.switch import LearningSwitch
 from tunrelay.logs import log_state_change
 from tunrelay.sessions import PlaintextSessions, WireGuardSessions
@@ -83,6 +84,7 @@ class Relay:
         self.clock = clock
         self.device = device          # has write(frame) -> drop reason or None
         self.tun = config.interface.mode == "tun"
+        self.offload = self.tun and config.interface.offload   # frames carry a virtio-net header
         self.forward_between_peers = config.forward_between_peers
         self.drops = DropReporter(clock)
         self.device_counters = Counters()
@@ -285,7 +287,9 @@ class Relay:
                 self._count_received(peer, frame)
                 self._switch(frame, peer)
                 return
-            version, source, destination, frame = route_key(frame)
+            if self.offload and not peer.config.offload:
+                frame = PLAIN_HEADER + frame   # the device expects a virtio-net header on every write
+            version, source, destination, frame = self._ip_key(frame)
         except MalformedPacket as error:
             self.drops.drop(error.reason, peer)
             return
@@ -305,7 +309,8 @@ class Relay:
     def _route(self, version, destination, frame, ingress):
         """The responder's address, else the owner of the destination's allowed IPs, else the kernel."""
         if self.responder is not None and version == 4 and destination == self._responder_address:
-            self.responder.frame_received(frame)
+            for packet in (self._packets(frame) if self.offload else (frame,)):
+                self.responder.frame_received(packet)
             return
         from_peer = isinstance(ingress, Peer)
         if _is_multicast(version, destination):
@@ -408,13 +413,36 @@ class Relay:
                 self._learn_source(frame, ingress)
                 self._switch(frame, ingress)
                 return
-            version, _, destination, frame = route_key(frame)
+            if self.offload and ingress is RESPONDER_PORT:
+                frame = PLAIN_HEADER + frame
+            version, _, destination, frame = self._ip_key(frame)
         except MalformedPacket as error:
             self.drops.drop(error.reason, None)
             return
         self._route(version, destination, frame, ingress)
 
+    def _ip_key(self, frame):
+        """route_key for tun frames, which carry a virtio-net header in offload mode."""
+        if not self.offload:
+            return route_key(frame)
+        version, source, destination, packet = route_key(frame[VNET_HEADER:])
+        if len(packet) + VNET_HEADER != len(frame):
+            frame = frame[:VNET_HEADER] + packet
+        return version, source, destination, frame
+
+    def _packets(self, frame):
+        """Finished, MTU-sized packets from an offload frame (for peers and the responder)."""
+        try:
+            return to_packets(VnetHeader(frame), frame[VNET_HEADER:])
+        except MalformedPacket as error:
+            self.drops.drop(error.reason, None)
+            return []
+
     def _send(self, peer, frame):
+        if self.offload and not peer.config.offload:
+            for packet in self._packets(frame):
+                self.sessions.send(peer, packet)
+            return
         self.sessions.send(peer, frame)
 
     def sent_to(self, peer, size):

@@ -154,7 +154,7 @@ class RelayService(MultiService):
 
     def _open_device(self):
         interface = self.config.interface
-        self.device = TunDevice(interface.name, interface.mode)
+        self.device = TunDevice(interface.name, interface.mode, interface.offload)
         try:
             self.device.open()
             self.device.configure(interface.mtu, interface.addresses, interface.routes)

@@ -107,3 +107,36 @@ def test_stopping_a_relay_removes_its_device_addresses_and_routes(lab):
     assert "Server Shut Down" in relay.log() and "Traceback" not in relay.log()
     assert not a.has_link("tr0")
     assert a.ip("route", "show", "203.0.113.0/24").stdout.strip() == ""
+
+
+@pytest.mark.parametrize("case", ["tun-tcp", "tun-udp"])
+def test_offload_devices(lab, tmp_path, case):
+    """IFF_VNET_HDR + TSO on both devices. Over TCP the peers exchange 64 KiB super-packets
+    whole; over UDP each super-packet is cut into MTU-sized segments in userspace. A's own
+    kernel also talks TCP to A's responder, which must only ever see finished segments."""
+    import hashlib
+
+    from tunrelay.responder.services import deterministic_bytes
+
+    from .netns import sha256_of
+
+    mode, a_listen, b_endpoint, b_listen = CASES[case]
+    a, b = lab.underlay()
+    config_a = encrypted(relay_config(mode, 1, a_listen), tmp_path, 1)
+    config_b = encrypted(relay_config(mode, 2, b_listen, b_endpoint), tmp_path, 2)
+    config_a["responder"] = {"address": "198.51.100.9", "services": {80: "http"}}
+    for config in (config_a, config_b):
+        config["interface"]["offload"] = True
+        config["peers"][0]["offload"] = case == "tun-tcp"
+    relay_a, relay_b = lab.relay(a, config_a), lab.relay(b, config_b)
+    b.ping(OVERLAY_A)
+    a.ping(OVERLAY_B)
+    for sender, receiver, address, port in ((a, b, OVERLAY_B, 5001), (b, a, OVERLAY_A, 5002)):
+        sent, received = transfer(sender, receiver, address, tmp_path, port=port)
+        assert sent == received
+    downloaded = str(tmp_path / "responder.bin")
+    a.exec("curl", "-sf", "--max-time", "60", "-o", downloaded, "http://198.51.100.9/bytes/%d" % (4 << 20), timeout=90)
+    assert sha256_of(downloaded) == hashlib.sha256(deterministic_bytes(4 << 20)).hexdigest()
+    for relay in (relay_a, relay_b):
+        log = relay.log()
+        assert "Traceback" not in log and "bad_gso" not in log and "gso_not_tcp" not in log

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from tunrelay.constants import TCP_BACKLOG_BYTES
+from tunrelay.forwarding.offload import VNET_HEADER
 from tunrelay.protocol.framing import FramingError, StreamDecoder, encode
 
 __all__ = ["FramedConnection", "InboundFactory", "OutboundFactory"]
@@ -36,7 +37,8 @@ class FramedConnection(Protocol):
         self.address = None
         sessions = relay.sessions
         self.prefix_size = sessions.stream_prefix
-        self.decoder = StreamDecoder(relay.config.max_frame_size + sessions.message_overhead, self.prefix_size)
+        largest = relay.config.max_frame_size + (VNET_HEADER + 64 if relay.offload else 0)  # TSO6 super-packets
+        self.decoder = StreamDecoder(largest + sessions.message_overhead, self.prefix_size)
         self.closed = False
         self.paused = False
         self.backlog = 0                 # bytes written while paused
