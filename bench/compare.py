@@ -62,6 +62,8 @@ ALL_CASES = {
     "tunrelay-tun-tcp": ("tunrelay", ("tun-tcp", "encrypted")),
     "tunrelay-tap-tcp": ("tunrelay", ("tap-tcp", "encrypted")),
     "tunrelay-tun-tcp-plaintext": ("tunrelay", ("tun-tcp", "plaintext")),
+    "tunrelay-tun-tcp-offload": ("tunrelay", ("tun-tcp", "offload")),
+    "tunrelay-tun-udp-offload": ("tunrelay", ("tun-udp", "offload")),
 }
 
 # (name, numerator case, denominator case, metric, comparison, target)
@@ -75,6 +77,12 @@ RATIOS = [
      ">=", 1),
     ("64-byte packet rate tunrelay tun/TCP vs OpenVPN-UDP", "tunrelay-tun-tcp", "openvpn-udp", "udp64_rx_pps",
      ">=", 1),
+    ("encrypted tun/TCP with offload vs OpenVPN-UDP throughput", "tunrelay-tun-tcp-offload", "openvpn-udp",
+     "throughput_bps", ">=", 5),
+    ("encrypted tun/UDP with offload vs OpenVPN-UDP throughput", "tunrelay-tun-udp-offload", "openvpn-udp",
+     "throughput_bps", ">=", 2),
+    ("median RTT tunrelay tun/TCP with offload vs OpenVPN-UDP", "tunrelay-tun-tcp-offload", "openvpn-udp",
+     "rtt_median_ms", "<=", 1.5),
 ]
 
 # An RSS sampled at the end of the soak within this fraction of the first sample counts as flat.
@@ -215,8 +223,12 @@ def start_tunrelay(lab, a, b, directory, case, security):
     mode, a_listen, b_endpoint, b_listen = CASES[case]
     config_a, config_b = relay_config(mode, 1, a_listen, mtu=MTU), relay_config(mode, 2, b_listen, b_endpoint,
                                                                                  mtu=MTU)
-    if security == "encrypted":
+    if security in ("encrypted", "offload"):
         config_a, config_b = encrypted(config_a, directory, 1), encrypted(config_b, directory, 2)
+    if security == "offload":   # IFF_VNET_HDR super-packets; whole between peers only over TCP
+        for config in (config_a, config_b):
+            config["interface"]["offload"] = True
+            config["peers"][0]["offload"] = case.endswith("tcp")
     relay_a, relay_b = lab.relay(a, config_a), lab.relay(b, config_b)
     return {"a": relay_a.process.pid, "b": relay_b.process.pid}, {"mode": mode, "security": security,
                                                                    "logs": [relay_a.log_path, relay_b.log_path]}
