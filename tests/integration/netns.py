@@ -34,6 +34,15 @@ def run(*command, check=True, timeout=60, input=None):
     return result
 
 
+def read_log(path):
+    """A log file's text so far ("" before the process has created it)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        return ""
+
+
 def wait_for(condition, timeout=20.0, interval=0.05, message="condition"):
     """Poll ``condition`` until it returns a true value; fail with ``message`` at the deadline."""
     deadline = time.monotonic() + timeout
@@ -114,11 +123,7 @@ class Relay:
         return self.config["interface"]["name"]
 
     def log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as stream:
-                return stream.read()
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
     def wait_log(self, text, timeout=20.0):
         wait_for(lambda: text in self.log(), timeout, message="%r in the log of %s" % (text, self.host.name))

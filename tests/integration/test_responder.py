@@ -10,7 +10,6 @@ connection to the responder in any state but TIME-WAIT, and the responder sent f
 import hashlib
 import json
 import os
-import subprocess
 import sys
 
 import pytest

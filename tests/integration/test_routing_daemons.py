@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from .conftest import require_tool
-from .netns import wait_for
+from .netns import read_log, wait_for
 from .test_two_hosts import encrypted, relay_config
 
 STUB_PREFIX, STUB_ADDRESS = "203.0.113.0/24", "203.0.113.1"
@@ -65,11 +65,7 @@ class Bird:
         return self.birdc("show", "ospf", "neighbors").stdout
 
     def log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as stream:
-                return stream.read()
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
 
 def ospf_relays(lab, mode):

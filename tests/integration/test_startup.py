@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from .netns import REPOSITORY, TWISTD, Lab
+from .netns import REPOSITORY, TWISTD
 from .test_two_hosts import OVERLAY_A, OVERLAY_B, relay_config
 
 import yaml

@@ -8,7 +8,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 
 from tunrelay.forwarding.offload import (
-    F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VnetHeader, checksum, complete_checksum, segment, to_packets,
+    F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VnetHeader, checksum, complete_checksum, to_packets,
 )
 from tunrelay.wire.checksum import internet_checksum
 
