@@ -59,8 +59,7 @@ class Peer:
         self.active_path = None   # where we send: the path we last heard from, else the newest
         self.groups = []          # multicast networks from allowed_ips (set by the relay)
         self.endpoint_hosts = set()  # resolved addresses of a tcp/udp endpoint, for identification
-        if config.endpoint is not None and config.endpoint.host is not None:
-            self.endpoint_hosts.add(config.endpoint.host)
+        self.reset_endpoint_hosts()
         self.last_sent = None
         self.last_received = None
         self.dead = False         # declared down by dead_peer_timeout until it is heard again
@@ -68,6 +67,12 @@ class Peer:
     @property
     def endpoint(self):
         return self.config.endpoint
+
+    def reset_endpoint_hosts(self):
+        """Forget resolved addresses; an IP-literal endpoint is its own address."""
+        self.endpoint_hosts = set()
+        if self.config.endpoint is not None and self.config.endpoint.host is not None:
+            self.endpoint_hosts.add(self.config.endpoint.host)
 
     def describe_path(self):
         if self.active_path is None:
@@ -153,16 +158,14 @@ class Relay:
                 continue
             if peer.config == peer_config:
                 continue
-            if peer_config.endpoint != peer.config.endpoint:
+            endpoint_changed = peer_config.endpoint != peer.config.endpoint
+            if endpoint_changed:
                 self._close_paths(peer)
-                peer.endpoint_hosts = set()
-                if peer_config.endpoint is not None and peer_config.endpoint.host is not None:
-                    peer.endpoint_hosts.add(peer_config.endpoint.host)
-                moved.append(name)
-            else:
-                updated.append(name)
+            (moved if endpoint_changed else updated).append(name)
             self.routes.remove_owner(peer)
             peer.config = peer_config
+            if endpoint_changed:
+                peer.reset_endpoint_hosts()
             self._install_routes(peer)
             self.sessions.peer_changed(peer)
         self.config = config
@@ -278,9 +281,6 @@ class Relay:
 
     def frame_from_peer(self, peer, frame):
         """A frame the sessions layer accepted from ``peer``: check it and forward it."""
-        self._frame_from_peer(peer, frame)
-
-    def _frame_from_peer(self, peer, frame):
         try:
             if not self.tun:
                 self._learn_source(frame, peer)
@@ -425,9 +425,10 @@ class Relay:
         """route_key for tun frames, which carry a virtio-net header in offload mode."""
         if not self.offload:
             return route_key(frame)
-        version, source, destination, packet = route_key(frame[VNET_HEADER:])
+        # A view, not a slice: a 64 KiB super-packet is routed without being copied.
+        version, source, destination, packet = route_key(memoryview(frame)[VNET_HEADER:])
         if len(packet) + VNET_HEADER != len(frame):
-            frame = frame[:VNET_HEADER] + packet
+            frame = frame[:VNET_HEADER + len(packet)]
         return version, source, destination, frame
 
     def _packets(self, frame):

@@ -39,10 +39,6 @@ class VnetHeader:
         (self.flags, self.gso_type, self.hdr_len, self.gso_size,
          self.csum_start, self.csum_offset) = _HEADER.unpack_from(raw)
 
-    @property
-    def plain(self):
-        return not self.flags & F_NEEDS_CSUM and self.gso_type == GSO_NONE
-
 
 def checksum(data, initial=0):
     """RFC 1071 checksum field value of ``data`` plus an unfolded ``initial`` sum.

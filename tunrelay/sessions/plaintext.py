@@ -7,11 +7,13 @@ never delivered. Keepalives are sent only to peers with ``keepalive`` set, becau
 simpletun writes whatever it receives to its device and would choke on an empty frame.
 """
 
+from tunrelay.constants import PLAINTEXT_LENGTH_PREFIX
+
 __all__ = ["PlaintextSessions"]
 
 
 class PlaintextSessions:
-    stream_prefix = 2  # simpletun / OpenVPN TCP framing
+    stream_prefix = PLAINTEXT_LENGTH_PREFIX  # simpletun / OpenVPN TCP framing
     message_overhead = 0
 
     def __init__(self, relay):
