@@ -225,10 +225,10 @@ def start_tunrelay(lab, a, b, directory, case, security):
                                                                                  mtu=MTU)
     if security in ("encrypted", "offload"):
         config_a, config_b = encrypted(config_a, directory, 1), encrypted(config_b, directory, 2)
-    if security == "offload":   # IFF_VNET_HDR super-packets; whole between peers only over TCP
+    if security == "offload":   # IFF_VNET_HDR super-packets, exchanged whole between the peers
         for config in (config_a, config_b):
             config["interface"]["offload"] = True
-            config["peers"][0]["offload"] = case.endswith("tcp")
+            config["peers"][0]["offload"] = True
     relay_a, relay_b = lab.relay(a, config_a), lab.relay(b, config_b)
     return {"a": relay_a.process.pid, "b": relay_b.process.pid}, {"mode": mode, "security": security,
                                                                    "logs": [relay_a.log_path, relay_b.log_path]}

@@ -9,8 +9,9 @@ addresses and routes, when the last descriptor closes: teardown is guaranteed ev
 twistd has dropped the privileges that netlink would need.
 
 With ``offload`` the device also gets IFF_VNET_HDR and TUNSETOFFLOAD(CSUM|TSO4|TSO6): every
-read and write carries a 10-byte virtio-net header, and TCP arrives as 64 KiB
-super-packets (see ``tunrelay.forwarding.offload``).
+read and write carries a 10-byte virtio-net header, and TCP arrives as super-packets of up
+to OFFLOAD_GSO_MAX_SIZE bytes (gso_max_size, set over netlink, keeps each one small enough
+for a single UDP datagram; see ``tunrelay.forwarding.offload``).
 
 Link settings (MTU, addresses, routes, up) go over rtnetlink (RFC 3549) via pyroute2;
 the product never runs ``ip``.
@@ -22,6 +23,8 @@ import os
 import struct
 
 from twisted.logger import Logger
+
+from tunrelay.constants import OFFLOAD_GSO_MAX_SIZE
 
 __all__ = ["DeviceError", "TunDevice"]
 
@@ -87,6 +90,10 @@ class TunDevice:
                 self.index = ipr.link_lookup(ifname=self.name)[0]
                 step = "set the MTU of"
                 ipr.link("set", index=self.index, mtu=mtu)
+                if self.offload:
+                    # TSO must not build a super-packet too large for one UDP datagram.
+                    step = "limit the super-packet size of"
+                    ipr.link("set", index=self.index, gso_max_size=OFFLOAD_GSO_MAX_SIZE)
                 for interface in addresses:
                     step = "add address %s to" % interface
                     flags = {"flags": IFA_F_NODAD} if interface.version == 6 and self.mode == "tun" else {}

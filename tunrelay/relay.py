@@ -26,7 +26,7 @@ import ipaddress
 
 from twisted.logger import Logger
 
-from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS
+from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS, OFFLOAD_FRAME_LIMIT
 from tunrelay.forwarding.allowed_ips import AllowedIPs
 from tunrelay.forwarding.offload import PLAIN_HEADER, VNET_HEADER, VnetHeader, to_packets
 from tunrelay.forwarding.switch import LearningSwitch
@@ -440,11 +440,18 @@ class Relay:
             return []
 
     def _send(self, peer, frame):
-        if self.offload and not peer.config.offload:
+        if not self.offload:
+            self.sessions.send(peer, frame)
+        elif not peer.config.offload:
             for packet in self._packets(frame):
                 self.sessions.send(peer, packet)
-            return
-        self.sessions.send(peer, frame)
+        elif len(frame) > OFFLOAD_FRAME_LIMIT:
+            # gso_max_size keeps the kernel's super-packets below the limit; a frame from
+            # elsewhere (a device whose limit could not be set) is cut rather than lost.
+            for packet in self._packets(frame):
+                self.sessions.send(peer, PLAIN_HEADER + packet)
+        else:
+            self.sessions.send(peer, frame)
 
     def sent_to(self, peer, size):
         peer.last_sent = self.clock.seconds()

@@ -31,7 +31,7 @@ from tunrelay.logs import log_state_change
 from tunrelay.metrics import MetricsError, metrics_service
 from tunrelay.relay import Relay
 from tunrelay.responder.port import ResponderPort
-from tunrelay.twisted_io.datagram import EthernetLink, UdpLink, open_ethernet_socket
+from tunrelay.twisted_io.datagram import EthernetLink, UdpLink, listen_udp, open_ethernet_socket
 from tunrelay.twisted_io.device_port import DevicePort
 from tunrelay.twisted_io.stream import InboundFactory, OutboundFactory
 
@@ -169,7 +169,7 @@ class RelayService(MultiService):
                 port = self.reactor.listenTCP(address.port, InboundFactory(self.relay), interface=address.host)
             elif address.transport == "udp":
                 link = UdpLink(self.relay)
-                port = self.reactor.listenUDP(address.port, link, interface=address.host)
+                port = listen_udp(self.reactor, address.port, link, address.host)
                 self.udp_links.setdefault(6 if ":" in address.host else 4, link)
             else:
                 self._ethernet_link(address.interface)
@@ -259,7 +259,7 @@ class RelayService(MultiService):
         link = self.udp_links.get(family)
         if link is None:
             link = UdpLink(self.relay)
-            self.listening.append(self.reactor.listenUDP(0, link, interface="::" if family == 6 else "0.0.0.0"))
+            self.listening.append(listen_udp(self.reactor, 0, link, "::" if family == 6 else "0.0.0.0"))
             self.udp_links[family] = link
         if peer.name not in self.relay.peers:
             return  # removed by a reload while we were resolving

@@ -1,6 +1,7 @@
 """Two relays on two namespaces, linked over every transport, plaintext and encrypted:
 ping both ways, move 20 MB."""
 
+import json
 import os
 
 import pytest
@@ -109,11 +110,13 @@ def test_stopping_a_relay_removes_its_device_addresses_and_routes(lab):
     assert a.ip("route", "show", "203.0.113.0/24").stdout.strip() == ""
 
 
-@pytest.mark.parametrize("case", ["tun-tcp", "tun-udp"])
-def test_offload_devices(lab, tmp_path, case):
-    """IFF_VNET_HDR + TSO on both devices. Over TCP the peers exchange 64 KiB super-packets
-    whole; over UDP each super-packet is cut into MTU-sized segments in userspace. A's own
-    kernel also talks TCP to A's responder, which must only ever see finished segments."""
+@pytest.mark.parametrize("case, whole", [("tun-tcp", True), ("tun-udp", True), ("tun-udp", False)],
+                         ids=["tcp-super-packets", "udp-super-packets", "udp-segments"])
+def test_offload_devices(lab, tmp_path, case, whole):
+    """IFF_VNET_HDR + TSO on both devices. Between offload peers super-packets cross whole
+    (over UDP as one datagram the kernel fragments); to a peer without ``offload`` each one is
+    cut into MTU-sized segments in userspace. A's own kernel also talks TCP to A's responder,
+    which must only ever see finished segments."""
     import hashlib
 
     from tunrelay.responder.services import deterministic_bytes
@@ -127,7 +130,7 @@ def test_offload_devices(lab, tmp_path, case):
     config_a["responder"] = {"address": "198.51.100.9", "services": {80: "http"}}
     for config in (config_a, config_b):
         config["interface"]["offload"] = True
-        config["peers"][0]["offload"] = case == "tun-tcp"
+        config["peers"][0]["offload"] = whole
     relay_a, relay_b = lab.relay(a, config_a), lab.relay(b, config_b)
     b.ping(OVERLAY_A)
     a.ping(OVERLAY_B)
@@ -140,3 +143,7 @@ def test_offload_devices(lab, tmp_path, case):
     for relay in (relay_a, relay_b):
         log = relay.log()
         assert "Traceback" not in log and "bad_gso" not in log and "gso_not_tcp" not in log
+    # B's relay received A's 20 MB: as super-packets, its frames average far above the MTU.
+    peer = json.loads(relay_b.tool("status", "-s", relay_b.config["control_socket"], "--json").stdout)["peers"][0]
+    average = peer["rx_bytes"] / peer["rx_packets"]
+    assert (average > 4 * 1400) if whole else (average <= 1400 + 10), peer

@@ -6,6 +6,7 @@ import textwrap
 
 from scapy.layers.inet import IP, TCP
 
+from tunrelay.constants import OFFLOAD_FRAME_LIMIT, OFFLOAD_GSO_MAX_SIZE, UDP_MAX_PAYLOAD
 from tunrelay.crypto import keys
 from tunrelay.forwarding.offload import F_NEEDS_CSUM, GSO_TCPV4, PLAIN_HEADER, VNET_HEADER
 from tunrelay.testing import ipv4_packet, relay_from_yaml
@@ -69,3 +70,20 @@ def test_a_malformed_super_packet_is_dropped_not_raised():
     broken[VNET_HEADER + 9] = 17      # claims TSO but carries UDP
     relay.device_frame(bytes(broken))
     assert sent["slow"] == [] and relay.drops.counters.drops["gso_not_tcp"] == 1
+
+
+def test_a_super_packet_too_large_for_one_datagram_reaches_an_offload_peer_cut():
+    relay, sent = offload_relay()
+    frame = super_packet("198.51.100.2", size=OFFLOAD_FRAME_LIMIT, mss=1400)
+    assert len(frame) > OFFLOAD_FRAME_LIMIT
+    relay.device_frame(frame)
+    assert len(sent["fast"]) == -(-OFFLOAD_FRAME_LIMIT // 1400)
+    assert all(piece.startswith(PLAIN_HEADER) and len(piece) <= VNET_HEADER + 1440 for piece in sent["fast"])
+    payload = b"".join(bytes(IP(piece[VNET_HEADER:])[TCP].payload) for piece in sent["fast"])
+    assert payload == b"s" * OFFLOAD_FRAME_LIMIT
+
+
+def test_the_largest_super_packet_fits_one_udp_datagram_after_wireguard():
+    padded = -(-OFFLOAD_FRAME_LIMIT // 16) * 16
+    assert 16 + padded + 16 <= UDP_MAX_PAYLOAD
+    assert OFFLOAD_GSO_MAX_SIZE + VNET_HEADER == OFFLOAD_FRAME_LIMIT

@@ -18,10 +18,10 @@ import socket
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.protocol import DatagramProtocol
 
-from tunrelay.constants import ETHERTYPE_TUNNEL, SOCKET_BUFFER_BYTES, UDP_MAX_PAYLOAD
+from tunrelay.constants import ETHERTYPE_TUNNEL, SOCKET_BUFFER_BYTES, UDP_MAX_PAYLOAD, UDP_RECEIVE_SIZE
 from tunrelay.endpoints import format_mac
 
-__all__ = ["UdpLink", "EthernetLink", "open_ethernet_socket"]
+__all__ = ["UdpLink", "EthernetLink", "listen_udp", "open_ethernet_socket"]
 
 _SEND_ERRORS = {
     errno.EMSGSIZE: "too_big_for_transport",
@@ -33,6 +33,7 @@ _SEND_ERRORS = {
     errno.ENETDOWN: "underlay_down",
 }
 PACKET_HOST = 0
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33   # <asm-generic/socket.h>; not exported by Python's socket
 _DATAGRAMS_PER_TURN = 64
 
 
@@ -41,11 +42,20 @@ def _send_error(error):
 
 
 def _enlarge_buffers(sock):
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
-        except OSError:
-            pass  # a smaller buffer only costs throughput
+    # The FORCE variants (CAP_NET_ADMIN, held during privileged start) pass net.core.rmem_max,
+    # which is 208 KiB on a stock kernel: three fragmented super-packets would fill it.
+    for forced, option in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        for attempt in (forced, option):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, attempt, SOCKET_BUFFER_BYTES)
+                break
+            except OSError:
+                continue  # unprivileged, or capped: a smaller buffer only costs throughput
+
+
+def listen_udp(reactor, port, link, interface):
+    """Bind ``link`` to a UDP port that reads datagrams whole (Twisted's default cuts at 8 KiB)."""
+    return reactor.listenUDP(port, link, interface=interface, maxPacketSize=UDP_RECEIVE_SIZE)
 
 
 class _SharedSocket:
