@@ -57,6 +57,7 @@ class StreamDecoder:
         offset = 0
         prefix = self._prefix
         available = len(buffer)
+        view = memoryview(buffer)
         while available - offset >= prefix:
             (length,) = self._unpack(buffer, offset)
             if length > self._max:
@@ -69,8 +70,9 @@ class StreamDecoder:
             end = offset + prefix + length
             if end > available:
                 break
-            messages.append(bytes(buffer[offset + prefix:end]))
+            messages.append(bytes(view[offset + prefix:end]))   # one copy, not a slice and then a copy
             offset = end
+        view.release()   # a bytearray cannot be resized while a view of it is held
         if offset:
             del buffer[:offset]
         return messages

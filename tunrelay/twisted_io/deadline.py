@@ -3,7 +3,9 @@
 Pure cores (the WireGuard session, the responder stack) say when they next need to be
 poked (``next_deadline()``) instead of owning timers. ``CoreTimer`` keeps exactly one
 reactor call at that deadline. ``rearm_soon`` coalesces the recomputation to once per
-reactor turn, so a burst of packets costs one ``next_deadline()``, not one per packet.
+reactor turn, so a burst of packets costs one ``next_deadline()``, not one per packet, and
+a call is only moved when the deadline comes *earlier*: a later one is picked up when the
+early call fires (the fire callback must rearm, as both users' do).
 """
 
 __all__ = ["CoreTimer"]
@@ -29,7 +31,10 @@ class CoreTimer:
     def rearm(self):
         deadline = self._next_deadline()
         if self._call is not None and self._call.active():
-            if deadline is not None and self._call.getTime() == deadline:
+            if deadline is None or self._call.getTime() <= deadline:
+                # Deadlines mostly move later (every packet pushes a keepalive out). An early
+                # call is harmless, since the core does nothing before its deadline and the fire
+                # callback rearms, and far cheaper than a cancel and a new call per packet.
                 return
             self._call.cancel()
         self._call = None
