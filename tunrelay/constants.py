@@ -23,6 +23,7 @@ OFFLOAD_FRAME_LIMIT = (UDP_MAX_PAYLOAD - 32) // 16 * 16
 OFFLOAD_GSO_MAX_SIZE = OFFLOAD_FRAME_LIMIT - 10
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 TCP_BACKLOG_BYTES = 4 * 1024 * 1024   # bytes we queue beyond the kernel's send buffer before dropping
+STREAM_READ_SIZE = 256 * 1024  # bytes read from a TCP connection per readable event (Twisted's default: 64 KiB)
 MAX_CONNECTIONS_PER_PEER = 4  # newer connections from the same peer evict the oldest
 MAX_UDP_BINDINGS = 4096       # remembered (socket, address) -> peer bindings
 RECONNECT_INITIAL_DELAY = 1.0

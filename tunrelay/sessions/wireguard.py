@@ -150,7 +150,10 @@ class WireGuardSessions:
 
     def send(self, peer, frame):
         events = self.core.send_frame(peer.name, frame, self.clock.seconds())
-        if not any(type(event) is Drop and event.reason in _FRAME_REFUSALS for event in events):
+        for event in events:
+            if type(event) is Drop and event.reason in _FRAME_REFUSALS:
+                break
+        else:
             self.relay.sent_to(peer, len(frame))
         self._apply(events)
 

@@ -19,7 +19,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from tunrelay.constants import TCP_BACKLOG_BYTES
+from tunrelay.constants import STREAM_READ_SIZE, TCP_BACKLOG_BYTES
 from tunrelay.forwarding.offload import VNET_HEADER
 from tunrelay.protocol.framing import FramingError, StreamDecoder, encode
 
@@ -78,6 +78,9 @@ class FramedConnection(Protocol):
         peer_address = self.transport.getPeer()
         self.address = (peer_address.host, peer_address.port)
         self.transport.setTcpNoDelay(True)
+        # Twisted reads 64 KiB per readable event; a 64 KiB super-packet plus its framing
+        # would then always take two reactor turns and a reassembly copy.
+        self.transport.bufferSize = STREAM_READ_SIZE
         self.transport.registerProducer(self, True)
         if not self.relay.sessions.stream_opened(self, self.address, self.peer):
             self.closed = True
