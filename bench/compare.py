@@ -368,17 +368,42 @@ def measure_case(name, seconds, soak_seconds, directory):
 
 # --- reporting ---------------------------------------------------------------------------
 
-def ratios(results):
+def ratios(results, rounds=()):
+    """Each target ratio; with several rounds, the median of the per-round ratios (each round
+    measures numerator and denominator minutes apart, so a noisy spell hits both)."""
     computed = []
     for label, numerator, denominator, metric, comparison, target in RATIOS:
         entry = {"name": label, "numerator": numerator, "denominator": denominator, "metric": metric,
                  "target": "%s %s" % (comparison, target), "ratio": None, "met": None}
+        per_round = [top / bottom for top, bottom in (
+            ((run.get(numerator) or {}).get(metric), (run.get(denominator) or {}).get(metric)) for run in rounds)
+            if top is not None and bottom]
         top, bottom = (results.get(numerator) or {}).get(metric), (results.get(denominator) or {}).get(metric)
-        if top is not None and bottom:
+        if per_round:
+            entry["ratio"], entry["per_round"] = statistics.median(per_round), per_round
+        elif top is not None and bottom:
             entry["ratio"] = top / bottom
+        if entry["ratio"] is not None:
             entry["met"] = entry["ratio"] >= target if comparison == ">=" else entry["ratio"] <= target
         computed.append(entry)
     return computed
+
+
+SUMMARISED = ("throughput_bps", "rtt_median_ms", "udp64_rx_pps", "udp64_tx_pps")
+
+
+def summarise(runs):
+    """One case over several rounds: the last good run, its headline metrics replaced by the
+    medians over every good round (all rounds' values kept under ``rounds``)."""
+    good = [run for run in runs if "error" not in run]
+    if not good:
+        return runs[-1]
+    summary = dict(good[-1])
+    summary["rounds"] = {metric: [run[metric] for run in good] for metric in SUMMARISED}
+    for metric in SUMMARISED:
+        summary[metric] = statistics.median(summary["rounds"][metric])
+    summary["failed_rounds"] = len(runs) - len(good)
+    return summary
 
 
 def cell(value, scale=1.0, digits=1):
@@ -415,8 +440,10 @@ def ratio_lines(computed):
             verdict = "n/a (needs %s and %s)" % (entry["numerator"], entry["denominator"])
             lines.append("%-55s %8s  target %-6s %s" % (entry["name"], "-", entry["target"], verdict))
         else:
-            lines.append("%-55s %8.2f  target %-6s %s" % (entry["name"], entry["ratio"], entry["target"],
-                                                         "met" if entry["met"] else "NOT met"))
+            spread = " (rounds: %s)" % ", ".join("%.2f" % value for value in entry["per_round"]) \
+                if len(entry.get("per_round", ())) > 1 else ""
+            lines.append("%-55s %8.2f  target %-6s %s%s" % (entry["name"], entry["ratio"], entry["target"],
+                                                           "met" if entry["met"] else "NOT met", spread))
     return "\n".join(lines)
 
 
@@ -479,6 +506,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=10, help="length of each iperf3 run (default 10)")
     parser.add_argument("--only", default=",".join(ALL_CASES),
                         help="comma-separated cases (default all): " + ", ".join(ALL_CASES))
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every case this many times, round-robin; report medians (default 1)")
     parser.add_argument("--soak", type=int, default=0, metavar="SECONDS",
                         help="RSS flatness run of SECONDS on each --soak-cases case (default 0: none)")
     parser.add_argument("--soak-cases", default="tunrelay-tun-tcp,tunrelay-tun-udp")
@@ -489,8 +518,8 @@ def main():
     unknown = [case for case in cases + arguments.soak_cases.split(",") if case and case not in ALL_CASES]
     if unknown or not cases:
         parser.error("unknown case(s) %s; known: %s" % (", ".join(unknown), ", ".join(ALL_CASES)))
-    if arguments.seconds < 1 or arguments.soak < 0:
-        parser.error("--seconds must be at least 1 and --soak at least 0")
+    if arguments.seconds < 1 or arguments.soak < 0 or arguments.rounds < 1:
+        parser.error("--seconds and --rounds must be at least 1 and --soak at least 0")
     import matplotlib  # noqa: F401  (fail now, not after the whole run)
     needed = {"ip", "ping", "ss", "iperf3", "twistd"}
     for case in cases:
@@ -508,15 +537,28 @@ def main():
                 "overlay_mtu": MTU, "pings": PINGS, "ping_interval": PING_INTERVAL,
                 "udp_payload_bytes": 64, "cases": {}}
     soak_cases = set(arguments.soak_cases.split(","))
+    rounds = []
     with tempfile.TemporaryDirectory() as directory:
         os.chmod(directory, 0o755)
-        for case in cases:
-            print("measuring %s ..." % case, file=sys.stderr, flush=True)
-            document["cases"][case] = measure_case(case, arguments.seconds,
-                                                   arguments.soak if case in soak_cases else 0, directory)
-            if "error" in document["cases"][case]:
-                print("  %s failed: %s" % (case, document["cases"][case]["error"]), file=sys.stderr, flush=True)
-    document["ratios"] = ratios(document["cases"])
+        for number in range(1, arguments.rounds + 1):
+            round_directory = os.path.join(directory, "round-%d" % number)
+            os.makedirs(round_directory)
+            os.chmod(round_directory, 0o755)
+            last = number == arguments.rounds   # the soak runs once, in the last round
+            rounds.append({})
+            for case in cases:
+                print("round %d/%d: measuring %s ..." % (number, arguments.rounds, case), file=sys.stderr, flush=True)
+                result = measure_case(case, arguments.seconds,
+                                      arguments.soak if last and case in soak_cases else 0, round_directory)
+                rounds[-1][case] = result
+                if "error" in result:
+                    print("  %s failed: %s" % (case, result["error"]), file=sys.stderr, flush=True)
+    document["rounds"] = arguments.rounds
+    document["cases"] = {case: summarise([run[case] for run in rounds]) for case in cases}
+    document["ratios"] = ratios(document["cases"], rounds if arguments.rounds > 1 else ())
+    if arguments.rounds > 1:
+        print("Medians of %d rounds (every round measures every case in turn; each round's values are in the"
+              " JSON under 'rounds'):" % arguments.rounds)
     print(table(document["cases"]))
     print("\n(64B: 64-byte UDP payloads sent with iperf3 -b 0; rx = delivered to the receiver, tx = offered;"
           " RSS = VmHWM; CPU = utime+stime during the measurements; a = 192.0.2.1 side, b = 192.0.2.2 side;\n"
@@ -526,7 +568,8 @@ def main():
     if contended:
         print("WARNING: other work was using the CPUs before %s: those numbers are contended;"
               " rerun on a quiet machine." % ", ".join(contended))
-    print("\nTarget ratios (same run):")
+    print("\nTarget ratios (same run%s):" % (
+        "; median of the %d per-round ratios" % arguments.rounds if arguments.rounds > 1 else ""))
     print(ratio_lines(document["ratios"]))
     soaked = soak_lines(document["cases"])
     if soaked:

@@ -50,7 +50,7 @@ class FakeRelay:
     def __init__(self):
         self.clock = Clock()
         self.received = []
-        self.drops = DropReporter(lambda: 0.0)
+        self.drops = DropReporter(self.clock)
 
     def message_received(self, link, address, message):
         self.received.append((address, message))
@@ -134,3 +134,42 @@ def test_coalesced_datagrams_are_cut_apart_at_the_reported_size():
     port.socket = CoalescingSocket([(b"a" * 100 + b"b" * 100 + b"c" * 30, 100), (b"plain", 0)])
     port.doRead()
     assert [message for _, message in relay.received] == [b"a" * 100, b"b" * 100, b"c" * 30, b"plain"]
+
+
+class RefusingSocket:
+    """A kernel that will not segment (or a path narrower than a segment): EINVAL on sendmsg."""
+
+    def __init__(self, refusal=22):
+        self.refusal = refusal
+        self.sent = []
+
+    def sendmsg(self, buffers, ancillary, flags, address):
+        raise OSError(self.refusal, "refused")
+
+    def sendto(self, message, address):
+        self.sent.append((address, message))
+
+
+def test_a_refused_segmented_send_goes_out_one_by_one_and_gso_stays_off():
+    relay = FakeRelay()
+    link = UdpLink(relay)
+    link.transport = SocketTransport(RefusingSocket())
+    link.gso = True
+    for index in range(3):
+        link.send(A, bytes([index]) * 100)
+    relay.clock.advance(0)
+    assert link.transport.socket.sent == [(A, bytes([index]) * 100) for index in range(3)]
+    assert not link.gso and not relay.drops.counters.drops
+    link.send(A, b"next")          # no GSO now: straight out, no turn-end call
+    assert link.transport.socket.sent[-1] == (A, b"next") and not relay.clock.getDelayedCalls()
+
+
+def test_a_full_buffer_drops_every_datagram_of_the_batch_and_counts_each():
+    relay = FakeRelay()
+    link = UdpLink(relay)
+    link.transport = SocketTransport(RefusingSocket(refusal=105))   # ENOBUFS
+    link.gso = True
+    for _ in range(4):
+        link.send(A, b"x" * 100)
+    relay.clock.advance(0)
+    assert relay.drops.counters.drops["tx_queue_full"] == 4 and link.gso
