@@ -59,8 +59,9 @@ class WireGuardSessions:
         self.preshared_keys = dict(preshared_keys or {})
         options = {"rng": rng} if rng is not None else {}
         self.core = WireGuardCore(
-            # The relay trims padding itself (route_key), which also works behind a vnet header.
-            private_key, trim_ip_padding=relay.tun and not relay.offload, is_stream=lambda source: source[0].kind == "tcp",
+            # The relay trims padding itself (route_key parses the IP header anyway, also behind
+            # a vnet header), so the core need not parse it a second time.
+            private_key, trim_ip_padding=False, is_stream=lambda source: source[0].kind == "tcp",
             rate_limit_key=_source_key, address_bytes=_source_bytes, **options)
         self._core_configs = {}     # peer name -> PeerConfig given to the core
         self._pending = {}          # unauthenticated TCP link -> (address, DelayedCall)
