@@ -221,17 +221,27 @@ class WireGuardCore:
     def datagram_received(self, data, source, now):
         """Handle one received message (a UDP datagram or one stream frame)."""
         events = []
+        peer_id, frame = self.receive(data, source, now, events)
+        if frame:
+            events.append(Deliver(peer_id, frame))
+        return events
+
+    def receive(self, data, source, now, events):
+        """``datagram_received`` for the data path: the authenticated frame, if any, comes back
+        as ``(peer_id, frame)`` instead of as a Deliver event (which would come last), so a
+        packet costs no event object; everything else is appended to ``events``."""
         try:
             message = messages.parse(data)
         except messages.MalformedMessage as exc:
-            return self._drop(events, exc.reason, None, source)
-        if isinstance(message, messages.Transport):
-            self._receive_transport(message, source, now, events)
-        elif isinstance(message, messages.CookieReply):
+            self._drop(events, exc.reason, None, source)
+            return None, None
+        if type(message) is messages.Transport:
+            return self._receive_transport(message, source, now, events)
+        if isinstance(message, messages.CookieReply):
             self._receive_cookie_reply(message, source, now, events)
         else:
             self._receive_handshake(bytes(data), message, source, now, events)
-        return events
+        return None, None
 
     def send_frame(self, peer_id, frame, now):
         """Encrypt ``frame`` for a peer, starting a handshake and queueing it if needed."""
@@ -369,19 +379,19 @@ class WireGuardCore:
         keypair = self._indices.get(message.receiver)
         if not isinstance(keypair, _Keypair):
             self._drop(events, "unknown_index", None, source)
-            return
+            return None, None
         peer = keypair.peer
         if now - keypair.created >= REJECT_AFTER_TIME:
             self._drop(events, "expired_keypair", peer.peer_id, source)
-            return
+            return None, None
         try:
             plaintext = keypair.open(message.counter, message.encrypted_packet)
         except InvalidTag:
             self._drop(events, "decrypt_failed", peer.peer_id, source)
-            return
+            return None, None
         if not keypair.replay.accept(message.counter):
             self._drop(events, "replay", peer.peer_id, source)
-            return
+            return None, None
         if keypair is peer.next:
             self._forget_keypair(peer.previous)
             peer.previous, peer.current, peer.next = peer.current, keypair, None
@@ -390,7 +400,7 @@ class WireGuardCore:
         self._keep_key_fresh_receiving(peer, now, events)
         self._authenticated_from(peer, source, now, events)
         if not plaintext:
-            return  # keepalive
+            return None, None  # keepalive
         if peer.timers["send_keepalive"] is None:
             peer.timers["send_keepalive"] = now + KEEPALIVE_TIMEOUT
         else:
@@ -399,8 +409,8 @@ class WireGuardCore:
             plaintext = _trim_to_ip_length(plaintext)
             if plaintext is None:
                 self._drop(events, "bad_ip_packet", peer.peer_id, source)
-                return
-        events.append(Deliver(peer.peer_id, plaintext))
+                return None, None
+        return peer.peer_id, plaintext
 
     def _authenticated_from(self, peer, source, now, events):
         """Roaming and the timers every authenticated packet touches."""

@@ -147,7 +147,17 @@ class WireGuardSessions:
     # ---- data -------------------------------------------------------------------------
 
     def message_received(self, link, address, message):
-        self._apply(self.core.datagram_received(message, (link, address), self.clock.seconds()))
+        events = []
+        peer_id, frame = self.core.receive(message, (link, address), self.clock.seconds(), events)
+        self._apply(events)   # before the frame, as a Deliver event would have come last
+        if frame:
+            self._deliver(peer_id, frame)
+
+    def _deliver(self, peer_id, frame):
+        peer = self.relay.peers.get(peer_id)
+        if peer is not None:
+            self.relay.alive(peer)
+            self.relay.frame_from_peer(peer, frame)
 
     def send(self, peer, frame):
         events = self.core.send_frame(peer.name, frame, self.clock.seconds())
@@ -166,10 +176,7 @@ class WireGuardSessions:
             if kind is Transmit:
                 self._transmit(event, peers.get(event.peer_id))
             elif kind is Deliver:
-                peer = peers.get(event.peer_id)
-                if peer is not None:
-                    relay.alive(peer)
-                    relay.frame_from_peer(peer, event.frame)
+                self._deliver(event.peer_id, event.frame)
             elif kind is Drop:
                 source = event.source
                 relay.drops.drop(event.reason, peers.get(event.peer_id),
