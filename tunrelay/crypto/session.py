@@ -222,7 +222,7 @@ class WireGuardCore:
         """Handle one received message (a UDP datagram or one stream frame)."""
         events = []
         peer_id, frame = self.receive(data, source, now, events)
-        if frame:
+        if frame is not None:
             events.append(Deliver(peer_id, frame))
         return events
 

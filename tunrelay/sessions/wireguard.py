@@ -150,7 +150,7 @@ class WireGuardSessions:
         events = []
         peer_id, frame = self.core.receive(message, (link, address), self.clock.seconds(), events)
         self._apply(events)   # before the frame, as a Deliver event would have come last
-        if frame:
+        if frame is not None:
             self._deliver(peer_id, frame)
 
     def _deliver(self, peer_id, frame):
