@@ -91,9 +91,7 @@ class TunDevice:
                 step = "set the MTU of"
                 ipr.link("set", index=self.index, mtu=mtu)
                 if self.offload:
-                    # TSO must not build a super-packet too large for one UDP datagram.
-                    step = "limit the super-packet size of"
-                    ipr.link("set", index=self.index, gso_max_size=OFFLOAD_GSO_MAX_SIZE)
+                    self._limit_super_packets(ipr)
                 for interface in addresses:
                     step = "add address %s to" % interface
                     flags = {"flags": IFA_F_NODAD} if interface.version == 6 and self.mode == "tun" else {}
@@ -108,6 +106,18 @@ class TunDevice:
         except (NetlinkError, OSError, IndexError) as error:
             reason = getattr(error, "strerror", None) or (error.args[1] if len(error.args) > 1 else error)
             raise DeviceError("cannot %s %s: %s" % (step, self.name, reason)) from None
+
+    def _limit_super_packets(self, ipr):
+        """TSO must not build a super-packet too large for one UDP datagram. A kernel that
+        cannot change gso_max_size on a live device still works: the relay cuts the rare
+        larger frame into plain packets."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        try:
+            ipr.link("set", index=self.index, gso_max_size=OFFLOAD_GSO_MAX_SIZE)
+        except (NetlinkError, OSError) as error:
+            self.log.warn("cannot limit super-packets on {device} to {size} bytes ({error}); larger ones "
+                          "will be cut for peers", device=self.name, size=OFFLOAD_GSO_MAX_SIZE, error=error)
 
     def read(self, size):
         return os.read(self.fd, size)
