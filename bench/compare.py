@@ -42,7 +42,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.integration.netns import Lab, wait_for  # noqa: E402
+from tests.integration.netns import Lab, read_log, wait_for  # noqa: E402
 from tests.integration.test_two_hosts import CASES, OVERLAY_A, OVERLAY_B, encrypted, relay_config  # noqa: E402
 from tunrelay.crypto import keys  # noqa: E402
 
@@ -146,14 +146,6 @@ def generate_certificate(directory, name):
     return certificate, key, output.strip().split("=", 1)[1]
 
 
-def read(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as stream:
-            return stream.read()
-    except FileNotFoundError:
-        return ""
-
-
 def start_openvpn(a, b, directory, transport):
     """OpenVPN 2.6 p2p with TLS: A is --tls-server, B --tls-client, self-signed certificates checked
     with --peer-fingerprint. Userspace data channel (--disable-dco) with OpenVPN's default cipher
@@ -177,14 +169,14 @@ def start_openvpn(a, b, directory, transport):
         with open(logs[side], "w") as log:
             processes[side] = host.popen(*command, stdout=log, stderr=subprocess.STDOUT)
         if side == "a" and transport == "tcp":
-            wait_for(lambda: "Listening for incoming TCP connection" in read(logs["a"])
+            wait_for(lambda: "Listening for incoming TCP connection" in read_log(logs["a"])
                      or processes["a"].poll() is not None, 30, message="openvpn A to listen")
     for side in ("a", "b"):
-        wait_for(lambda: "Initialization Sequence Completed" in read(logs[side])
+        wait_for(lambda: "Initialization Sequence Completed" in read_log(logs[side])
                  or processes[side].poll() is not None, 60, message="openvpn %s to complete its handshake" % side)
         if processes[side].poll() is not None:
-            raise RuntimeError("openvpn %s exited:\n%s" % (side, read(logs[side])))
-    ciphers = sorted(set(re.findall(r"Data Channel: cipher '([^']+)'", read(logs["a"]) + read(logs["b"]))))
+            raise RuntimeError("openvpn %s exited:\n%s" % (side, read_log(logs[side])))
+    ciphers = sorted(set(re.findall(r"Data Channel: cipher '([^']+)'", read_log(logs["a"]) + read_log(logs["b"]))))
     return {"a": processes["a"].pid, "b": processes["b"].pid}, {"cipher": ",".join(ciphers) or "unknown",
                                                                   "dco": False}
 
@@ -208,7 +200,7 @@ def start_wireguard_go(a, b, directory):
         wait_for(lambda: host.has_link(devices[side]) or process.poll() is not None, 10,
                  message="wireguard-go's device")
         if process.poll() is not None:
-            raise RuntimeError("wireguard-go in %s exited:\n%s" % (side, read(log.name)))
+            raise RuntimeError("wireguard-go in %s exited:\n%s" % (side, read_log(log.name)))
         host.exec("wg", "set", devices[side], "private-key", key_path, "listen-port", str(WIREGUARD_PORT),
                   "peer", keys.encode_key(keys.public_key(private[other])), "allowed-ips", other_overlay + "/32",
                   "endpoint", "%s:%d" % (other_underlay, WIREGUARD_PORT))
@@ -359,7 +351,7 @@ def measure_case(name, seconds, soak_seconds, directory):
                 result["soak"] = {"error": "%s: %s" % (type(error).__name__, error), "flat": None}
     except Exception as error:  # one broken case must not hide the others: record it, carry on
         result["error"] = "%s: %s" % (type(error).__name__, error)
-        result["logs"] = {os.path.basename(path): read(path)[-4000:] for path in sorted(
+        result["logs"] = {os.path.basename(path): read_log(path)[-4000:] for path in sorted(
             os.path.join(case_directory, entry) for entry in os.listdir(case_directory) if entry.endswith(".log"))}
     finally:
         lab.close()
