@@ -12,6 +12,9 @@ setup(
         "pyroute2>=0.7",
         "cryptography>=41",
         "pyyaml>=6",
+        # The event loop under Twisted's asyncio reactor: each wake-up of the data path is
+        # cheaper on libuv (bench/latency_floor.py); without it the stock asyncio loop runs.
+        "uvloop>=0.17; sys_platform == 'linux'",
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "scapy>=2.5", "prometheus-client>=0.17"],

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side by side in one run: raw veth, OpenVPN 2.6, wireguard-go and tunrelay (issue 6).
+"""Side by side in one run: raw veth, OpenVPN 2.6, wireguard-go and tunrelay.
 
 Every case gets two fresh namespaces joined by a veth (the lab from tests/integration:
 underlay 192.0.2.1 <-> 192.0.2.2, overlay 198.51.100.1 in A <-> 198.51.100.2 in B, overlay
@@ -17,7 +17,13 @@ MTU 1400 for every tunnel) and, once both tunnel ends answer ping, is measured f
   measurement phase and over the process's whole life (start-up and handshake included).
   The raw veth has no process, so none.
 
-Then the issue's target ratios from the same run, and with ``--soak SECONDS`` an RSS
+A case may put 1% random loss on the underlay (``-loss1``: nftables ``numgen random mod 100 < 1
+drop`` at the ingress of both veth ends, so both directions lose; both ends first stop
+passing GSO batches whole, so that each drop loses one packet), or pair tunrelay with a
+stock wireguard-go (``tunrelay-wireguard-go``: tunrelay in A sends, wireguard-go in B
+receives; ``wireguard-go-tunrelay`` the other way round).
+
+Then the target ratios from the same run, and with ``--soak SECONDS`` an RSS
 flatness check: the soak cases carry one iperf3 TCP stream for SECONDS while both relays'
 VmRSS is sampled every second (first vs last sample).
 
@@ -52,7 +58,8 @@ OPENVPN_PORT = 1194
 WIREGUARD_PORT = 51820
 PINGS, PING_INTERVAL = 50, 0.02
 
-# name -> (kind, details); the order is the table's order.
+# name -> (kind, details); the order is the table's order. Every tunrelay case runs the default
+# configuration (encrypted, interface.offload unset) unless its name says otherwise.
 ALL_CASES = {
     "veth": ("veth", None),
     "openvpn-udp": ("openvpn", "udp"),
@@ -60,29 +67,35 @@ ALL_CASES = {
     "wireguard-go": ("wireguard-go", None),
     "tunrelay-tun-udp": ("tunrelay", ("tun-udp", "encrypted")),
     "tunrelay-tun-tcp": ("tunrelay", ("tun-tcp", "encrypted")),
+    "tunrelay-tap-udp": ("tunrelay", ("tap-udp", "encrypted")),
     "tunrelay-tap-tcp": ("tunrelay", ("tap-tcp", "encrypted")),
+    "tunrelay-wireguard-go": ("mixed", "tunrelay-sends"),
+    "wireguard-go-tunrelay": ("mixed", "wireguard-go-sends"),
+    "openvpn-udp-loss1": ("openvpn", "udp"),
+    "tunrelay-tun-udp-loss1": ("tunrelay", ("tun-udp", "encrypted")),
+    "tunrelay-tun-udp-no-offload": ("tunrelay", ("tun-udp", "no-offload")),
     "tunrelay-tun-tcp-plaintext": ("tunrelay", ("tun-tcp", "plaintext")),
     "tunrelay-tun-tcp-offload": ("tunrelay", ("tun-tcp", "offload")),
-    "tunrelay-tun-udp-offload": ("tunrelay", ("tun-udp", "offload")),
 }
+LOSS_PERCENT = 1   # of the -loss1 cases, on both underlay ingresses
 
 # (name, numerator case, denominator case, metric, comparison, target)
 RATIOS = [
-    ("encrypted tun/TCP vs OpenVPN-UDP throughput", "tunrelay-tun-tcp", "openvpn-udp", "throughput_bps", ">=", 5),
-    ("encrypted tun/UDP vs OpenVPN-UDP throughput", "tunrelay-tun-udp", "openvpn-udp", "throughput_bps", ">=", 2),
-    ("tap/tun throughput (encrypted, TCP)", "tunrelay-tap-tcp", "tunrelay-tun-tcp", "throughput_bps", ">=", 0.8),
-    ("median RTT tunrelay tun/UDP vs OpenVPN-UDP", "tunrelay-tun-udp", "openvpn-udp", "rtt_median_ms", "<=", 1.5),
-    ("median RTT tunrelay tun/TCP vs OpenVPN-UDP", "tunrelay-tun-tcp", "openvpn-udp", "rtt_median_ms", "<=", 1.5),
-    ("64-byte packet rate tunrelay tun/UDP vs OpenVPN-UDP", "tunrelay-tun-udp", "openvpn-udp", "udp64_rx_pps",
+    ("tun/UDP vs OpenVPN-UDP throughput", "tunrelay-tun-udp", "openvpn-udp", "throughput_bps", ">=", 2),
+    ("tun/UDP vs wireguard-go throughput", "tunrelay-tun-udp", "wireguard-go", "throughput_bps", ">=", 2),
+    ("tunrelay -> wireguard-go vs wireguard-go pair", "tunrelay-wireguard-go", "wireguard-go", "throughput_bps",
      ">=", 1),
-    ("64-byte packet rate tunrelay tun/TCP vs OpenVPN-UDP", "tunrelay-tun-tcp", "openvpn-udp", "udp64_rx_pps",
+    ("wireguard-go -> tunrelay vs wireguard-go pair", "wireguard-go-tunrelay", "wireguard-go", "throughput_bps",
      ">=", 1),
-    ("encrypted tun/TCP with offload vs OpenVPN-UDP throughput", "tunrelay-tun-tcp-offload", "openvpn-udp",
+    ("tun/UDP vs OpenVPN-UDP throughput, 1% loss", "tunrelay-tun-udp-loss1", "openvpn-udp-loss1", "throughput_bps",
+     ">=", 1),
+    ("tap/UDP vs tun/UDP throughput", "tunrelay-tap-udp", "tunrelay-tun-udp", "throughput_bps", ">=", 0.8),
+    ("64-byte packet rate tun/UDP vs OpenVPN-UDP", "tunrelay-tun-udp", "openvpn-udp", "udp64_rx_pps", ">=", 1.5),
+    ("median RTT tun/UDP vs OpenVPN-UDP", "tunrelay-tun-udp", "openvpn-udp", "rtt_median_ms", "<=", 2),
+    ("TCP super-packets (offload) vs OpenVPN-UDP throughput", "tunrelay-tun-tcp-offload", "openvpn-udp",
      "throughput_bps", ">=", 5),
-    ("encrypted tun/UDP with offload vs OpenVPN-UDP throughput", "tunrelay-tun-udp-offload", "openvpn-udp",
-     "throughput_bps", ">=", 2),
-    ("median RTT tunrelay tun/TCP with offload vs OpenVPN-UDP", "tunrelay-tun-tcp-offload", "openvpn-udp",
-     "rtt_median_ms", "<=", 1.5),
+    ("tun/UDP default vs without offload throughput", "tunrelay-tun-udp", "tunrelay-tun-udp-no-offload",
+     "throughput_bps", ">=", 1),
 ]
 
 # An RSS sampled at the end of the soak within this fraction of the first sample counts as flat.
@@ -181,47 +194,83 @@ def start_openvpn(a, b, directory, transport):
                                                                   "dco": False}
 
 
-def start_wireguard_go(a, b, directory):
-    """wireguard-go in both namespaces (userspace; this kernel has no WireGuard), set up with wg(8)."""
-    private = {"a": keys.generate_private_key(), "b": keys.generate_private_key()}
-    pids = {}
+SIDES = {"a": (OVERLAY_A, OVERLAY_B, "192.0.2.2"), "b": (OVERLAY_B, OVERLAY_A, "192.0.2.1")}
+
+
+def wireguard_go_side(host, side, directory, private, peer_public):
+    """wireguard-go (userspace; this kernel has no WireGuard) on one side, set up with wg(8); its pid."""
+    overlay, other_overlay, other_underlay = SIDES[side]
     # wireguard-go's control socket is /var/run/wireguard/DEVICE.sock, shared by all namespaces:
     # device names unique to this run and side keep two instances (or a parallel test) apart.
-    devices = {side: "wg%s%d" % (side, os.getpid() % 100000) for side in ("a", "b")}
-    for side, host, other, overlay, other_overlay, other_underlay in (
-            ("a", a, "b", OVERLAY_A, OVERLAY_B, "192.0.2.2"), ("b", b, "a", OVERLAY_B, OVERLAY_A, "192.0.2.1")):
-        key_path = os.path.join(directory, "wg-%s.key" % side)
-        descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(keys.encode_key(private[side]) + "\n")
-        environment = dict(os.environ, WG_PROCESS_FOREGROUND="1")
-        with open(os.path.join(directory, "wireguard-go-%s.log" % side), "w") as log:
-            process = host.popen("wireguard-go", devices[side], env=environment, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(lambda: host.has_link(devices[side]) or process.poll() is not None, 10,
-                 message="wireguard-go's device")
-        if process.poll() is not None:
-            raise RuntimeError("wireguard-go in %s exited:\n%s" % (side, read_log(log.name)))
-        host.exec("wg", "set", devices[side], "private-key", key_path, "listen-port", str(WIREGUARD_PORT),
-                  "peer", keys.encode_key(keys.public_key(private[other])), "allowed-ips", other_overlay + "/32",
-                  "endpoint", "%s:%d" % (other_underlay, WIREGUARD_PORT))
-        host.ip("addr", "add", overlay + "/24", "dev", devices[side])
-        host.ip("link", "set", devices[side], "mtu", str(MTU), "up")
-        pids[side] = process.pid
-    return pids, {}
+    device = "wg%s%d" % (side, os.getpid() % 100000)
+    key_path = os.path.join(directory, "wg-%s.key" % side)
+    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as stream:
+        stream.write(keys.encode_key(private) + "\n")
+    environment = dict(os.environ, WG_PROCESS_FOREGROUND="1")
+    with open(os.path.join(directory, "wireguard-go-%s.log" % side), "w") as log:
+        process = host.popen("wireguard-go", device, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    wait_for(lambda: host.has_link(device) or process.poll() is not None, 10, message="wireguard-go's device")
+    if process.poll() is not None:
+        raise RuntimeError("wireguard-go in %s exited:\n%s" % (side, read_log(log.name)))
+    host.exec("wg", "set", device, "private-key", key_path, "listen-port", str(WIREGUARD_PORT),
+              "peer", keys.encode_key(peer_public), "allowed-ips", other_overlay + "/32",
+              "endpoint", "%s:%d" % (other_underlay, WIREGUARD_PORT))
+    host.ip("addr", "add", overlay + "/24", "dev", device)
+    host.ip("link", "set", device, "mtu", str(MTU), "up")
+    return process.pid
 
 
-def start_tunrelay(lab, a, b, directory, case, security):
+def start_wireguard_go(a, b, directory):
+    """wireguard-go in both namespaces."""
+    private = {"a": keys.generate_private_key(), "b": keys.generate_private_key()}
+    return {side: wireguard_go_side(host, side, directory, private[side], keys.public_key(private[other]))
+            for side, host, other in (("a", a, "b"), ("b", b, "a"))}, {"wireguard_go": wireguard_go_version()}
+
+
+def wireguard_go_version():
+    result = subprocess.run(["wireguard-go", "--version"], capture_output=True, text=True, check=False)
+    return (result.stdout or result.stderr).strip().splitlines()[0] if (result.stdout or result.stderr) else "unknown"
+
+
+def start_mixed(lab, a, b, directory, order):
+    """tunrelay (default configuration, tun over UDP) on one side, a stock wireguard-go on the other.
+    ``tunrelay-sends``: tunrelay in A (the iperf3 sender's side); else wireguard-go in A."""
+    tunrelay_side, go_side = ("a", "b") if order == "tunrelay-sends" else ("b", "a")
+    go_private = keys.generate_private_key()
+    last = 1 if tunrelay_side == "a" else 2
+    config = encrypted(relay_config("tun", last, ["udp://%s:%d" % ("192.0.2.%d" % last, WIREGUARD_PORT)],
+                                    "udp://%s:%d" % (SIDES[tunrelay_side][2], WIREGUARD_PORT), mtu=MTU),
+                       directory, last)
+    config["peers"][0]["public_key"] = keys.encode_key(keys.public_key(go_private))
+    relay = lab.relay(a if tunrelay_side == "a" else b, config)
+    relay_public = keys.public_key(keys.decode_key(open(config["private_key_file"]).read().strip()))
+    go_pid = wireguard_go_side(b if go_side == "b" else a, go_side, directory, go_private, relay_public)
+    return {tunrelay_side: relay.process.pid, go_side: go_pid}, {"order": order,
+                                                                 "wireguard_go": wireguard_go_version()}
+
+
+def add_loss(hosts, percent):
+    """Random loss of packets at the ingress of each host's underlay (both directions, since
+    both hosts lose; the veth cuts GSO batches first, so a drop is one packet: netns.py)."""
+    for host in hosts:
+        host.lose_underlay_packets(percent)
+
+
+def start_tunrelay(lab, a, b, directory, case, security, extra_twistd=()):
     """Two real twistd relays with the integration tests' configs (relay_config, encrypted)."""
     mode, a_listen, b_endpoint, b_listen = CASES[case]
     config_a, config_b = relay_config(mode, 1, a_listen, mtu=MTU), relay_config(mode, 2, b_listen, b_endpoint,
                                                                                  mtu=MTU)
-    if security in ("encrypted", "offload"):
+    if security != "plaintext":
         config_a, config_b = encrypted(config_a, directory, 1), encrypted(config_b, directory, 2)
-    if security == "offload":   # IFF_VNET_HDR super-packets, exchanged whole between the peers
-        for config in (config_a, config_b):
+    for config in (config_a, config_b):
+        if security == "offload":   # TSO super-packets, exchanged whole between the peers (over TCP)
             config["interface"]["offload"] = True
             config["peers"][0]["offload"] = True
-    relay_a, relay_b = lab.relay(a, config_a), lab.relay(b, config_b)
+        elif security == "no-offload":   # one plain read and write per packet, as before offload
+            config["interface"]["offload"] = False
+    relay_a, relay_b = lab.relay(a, config_a, extra_twistd), lab.relay(b, config_b, extra_twistd)
     return {"a": relay_a.process.pid, "b": relay_b.process.pid}, {"mode": mode, "security": security,
                                                                    "logs": [relay_a.log_path, relay_b.log_path]}
 
@@ -322,12 +371,17 @@ def measure_case(name, seconds, soak_seconds, directory):
                 pids, info = start_openvpn(a, b, case_directory, details)
             elif kind == "wireguard-go":
                 pids, info = start_wireguard_go(a, b, case_directory)
+            elif kind == "mixed":
+                pids, info = start_mixed(lab, a, b, case_directory, details)
             else:
                 pids, info = start_tunrelay(lab, a, b, case_directory, *details)
             info.pop("logs", None)
             address = OVERLAY_B
             b.ping(OVERLAY_A, timeout=30)
             a.ping(OVERLAY_B)
+            if name.endswith("-loss1"):
+                add_loss((a, b), LOSS_PERCENT)
+                info["loss_percent_each_way"] = LOSS_PERCENT
         result.update(info)
         result["processes"] = {side: {"pid": pid, "command": command_name(pid)} for side, pid in pids.items()}
         cpu_before = {side: cpu_seconds(pid) for side, pid in pids.items()}
@@ -467,7 +521,8 @@ def chart(results, path, seconds):
                if r["processes"] else [])]
     figure, axes = pyplot.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), constrained_layout=True)
     colours = ["#888888" if results[name]["kind"] == "veth" else "#d62728" if results[name]["kind"] == "openvpn"
-               else "#9467bd" if results[name]["kind"] == "wireguard-go" else "#1f77b4" for name in names]
+               else "#9467bd" if results[name]["kind"] == "wireguard-go" else "#17becf"
+               if results[name]["kind"] == "mixed" else "#1f77b4" for name in names]
     for axis, (title, values) in zip(axes, panels):
         for index, name in enumerate(names):
             bars = values(results[name])
@@ -515,8 +570,10 @@ def main():
     import matplotlib  # noqa: F401  (fail now, not after the whole run)
     needed = {"ip", "ping", "ss", "iperf3", "twistd"}
     for case in cases:
-        needed |= {"openvpn": {"openvpn", "openssl"}, "wireguard-go": {"wireguard-go", "wg"}}.get(
-            ALL_CASES[case][0], set())
+        needed |= {"openvpn": {"openvpn", "openssl"}, "wireguard-go": {"wireguard-go", "wg"},
+                   "mixed": {"wireguard-go", "wg"}}.get(ALL_CASES[case][0], set())
+        if case.endswith("-loss1"):
+            needed |= {"nft", "ethtool"}
     missing = sorted(tool for tool in needed if shutil.which(tool) is None)
     if missing:
         sys.exit("compare.py: missing tools: " + ", ".join(missing))

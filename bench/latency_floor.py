@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""Where a Python relay's round-trip time goes: idle ping RTT through four relays in turn.
+"""Where a Python relay's round-trip time goes: idle ping RTT through several relays in turn.
 
 - ``plain``: the least a Python relay can do per packet: one epoll loop, read the tun
   device, ChaCha20-Poly1305, sendto; and back (fixed all-zero key, no handshake, no
   checks: a yardstick, never a tunnel to use);
-- ``twisted``: the same work on Twisted's reactor (a FileDescriptor for the device, a
-  DatagramProtocol for UDP), i.e. the cost of the reactor's dispatch alone;
-- ``tunrelay``: the real relay, encrypted tun over UDP (compare.py's tunrelay-tun-udp);
+- ``twisted``: the same work on Twisted's default reactor (epoll; a FileDescriptor for the
+  device, a DatagramProtocol for UDP), i.e. the cost of the reactor's dispatch alone: the
+  bare Twisted relay;
+- ``twisted-uvloop``: the same Twisted classes on Twisted's asyncio reactor over uvloop;
+- ``uvloop-direct``: Twisted's asyncio reactor over uvloop, the two descriptors registered
+  with the loop's ``add_reader`` directly (what tunrelay does by default);
+- ``tunrelay``: the real relay, encrypted tun over UDP, default configuration (compare.py's
+  tunrelay-tun-udp);
+- ``tunrelay-epoll``: the same relay on Twisted's epoll reactor (``twistd --reactor=epoll``),
+  to show what the event loop alone is worth;
 - ``openvpn``: OpenVPN 2.6 over UDP (compare.py's openvpn-udp).
 
 Each gets fresh namespaces (the integration tests' lab: underlay 192.0.2.1 <-> .2, overlay
@@ -19,6 +26,7 @@ spell on a shared machine hits every case alike.
 
 import argparse
 import fcntl
+import json
 import os
 import re
 import statistics
@@ -91,7 +99,52 @@ def run_plain(local, remote, address):
                     break
 
 
-def run_twisted(local, remote, address):
+def _install_uvloop_reactor():
+    import asyncio
+
+    import uvloop
+    from twisted.internet import asyncioreactor
+
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    asyncioreactor.install(loop)
+    return loop
+
+
+def run_uvloop_direct(local, remote, address):
+    import socket
+
+    loop = _install_uvloop_reactor()
+    from twisted.internet import reactor
+
+    work = _Yardstick(_open_tun("lf0", address), remote)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((local, PORT))
+    sock.setblocking(False)
+
+    def device_readable():
+        while True:
+            try:
+                sock.sendto(work.seal(os.read(work.fd, 65600)), work.peer)
+            except BlockingIOError:
+                return
+
+    def socket_readable():
+        while True:
+            try:
+                work.open_to_device(sock.recv(65600))
+            except BlockingIOError:
+                return
+
+    loop.add_reader(work.fd, device_readable)
+    loop.add_reader(sock.fileno(), socket_readable)
+    print("ready", flush=True)
+    reactor.run()
+
+
+def run_twisted(local, remote, address, uvloop=False):
+    if uvloop:
+        _install_uvloop_reactor()
     from twisted.internet import reactor
     from twisted.internet.abstract import FileDescriptor
     from twisted.internet.protocol import DatagramProtocol
@@ -135,6 +188,11 @@ def start_yardstick(a, b, kind):
             raise RuntimeError("the %s yardstick relay did not start" % kind)
 
 
+SERVERS = {"plain": run_plain, "twisted": run_twisted, "twisted-uvloop": lambda *a: run_twisted(*a, uvloop=True),
+           "uvloop-direct": run_uvloop_direct}
+KINDS = ("plain", "twisted", "twisted-uvloop", "uvloop-direct", "tunrelay", "tunrelay-epoll", "openvpn")
+
+
 def median_rtt(kind, pings, interval, directory):
     import compare
     from tests.integration.netns import Lab
@@ -142,12 +200,13 @@ def median_rtt(kind, pings, interval, directory):
     lab = Lab(directory)
     try:
         a, b = lab.underlay(ipv6=False)
-        if kind in ("plain", "twisted"):
+        if kind in SERVERS:
             start_yardstick(a, b, kind)
         elif kind == "openvpn":
             compare.start_openvpn(a, b, directory, "udp")
         else:
-            compare.start_tunrelay(lab, a, b, directory, "tun-udp", "encrypted")
+            compare.start_tunrelay(lab, a, b, directory, "tun-udp", "encrypted",
+                                   extra_twistd=("--reactor=epoll",) if kind == "tunrelay-epoll" else ())
         b.ping(compare.OVERLAY_A, timeout=30)
         a.ping(compare.OVERLAY_B)
         result = a.exec("ping", "-n", "-c", str(pings), "-i", str(interval), compare.OVERLAY_B, check=False,
@@ -166,12 +225,13 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pings", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.02)
+    parser.add_argument("--only", default="", help="comma-separated kinds (default all): " + ", ".join(KINDS))
     arguments = parser.parse_args()
     if arguments.serve:
         kind, local, remote, address = arguments.serve
-        (run_plain if kind == "plain" else run_twisted)(local, remote, address)
+        SERVERS[kind](local, remote, address)
         return
-    kinds = ("plain", "twisted", "tunrelay", "openvpn")
+    kinds = [kind for kind in arguments.only.split(",") if kind] if arguments.only else KINDS
     medians = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory() as directory:
         os.chmod(directory, 0o755)
@@ -183,12 +243,15 @@ def main():
                 medians[kind].append(median_rtt(kind, arguments.pings, arguments.interval, case_directory))
                 print("round %d: %-9s median RTT %.3f ms" % (number + 1, kind, medians[kind][-1]),
                       file=sys.stderr, flush=True)
-    openvpn = statistics.median(medians["openvpn"])
-    print("%-9s %14s %12s  %s" % ("relay", "median RTT ms", "/ OpenVPN", "per round"))
+    result = {kind: statistics.median(medians[kind]) for kind in kinds}
+    openvpn, twisted = result.get("openvpn"), result.get("twisted")
+    print("%-15s %14s %10s %10s  %s" % ("relay", "median RTT ms", "/ OpenVPN", "/ twisted", "per round"))
     for kind in kinds:
-        value = statistics.median(medians[kind])
-        print("%-9s %14.3f %12.2f  %s" % (kind, value, value / openvpn,
-                                          ", ".join("%.3f" % sample for sample in medians[kind])))
+        value = result[kind]
+        print("%-15s %14.3f %10s %10s  %s" % (
+            kind, value, "%.2f" % (value / openvpn) if openvpn else "-", "%.2f" % (value / twisted) if twisted else "-",
+            ", ".join("%.3f" % sample for sample in medians[kind])))
+    print(json.dumps({"medians_ms": result, "rounds_ms": medians}))
 
 
 if __name__ == "__main__":

@@ -21,15 +21,20 @@ from tunrelay.constants import (
     DEFAULT_CONTROL_SOCKET,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MTU,
-    MAX_FRAME_SIZE,
+    MAX_FRAME,
     MAX_MTU,
-    MIN_FRAME_SIZE,
+    MIN_FRAME,
     MIN_MTU,
 )
 
-__all__ = ["ConfigError", "InterfaceConfig", "PeerConfig", "RelayConfig", "load", "parse"]
+__all__ = ["ConfigError", "InterfaceConfig", "PeerConfig", "RelayConfig", "load", "parse",
+           "OFFLOAD_STANDARD", "OFFLOAD_SUPER_PACKETS", "OFFLOAD_OFF"]
 
 IFNAMSIZ = 16  # kernel limit including the terminating NUL
+# interface.offload: absent (the default), true, false.
+OFFLOAD_STANDARD = "standard"            # virtio-net headers: coalesced device writes, ordinary reads
+OFFLOAD_SUPER_PACKETS = "super-packets"  # ...and TSO super-packet reads (tun), whole to peers that opt in
+OFFLOAD_OFF = "off"                      # one plain read and write per packet
 
 
 class ConfigError(Exception):
@@ -47,7 +52,7 @@ class InterfaceConfig:
     mtu: int = DEFAULT_MTU
     addresses: Tuple[ipaddress._BaseNetwork, ...] = ()  # ip_interface objects
     routes: Tuple[ipaddress._BaseNetwork, ...] = ()
-    offload: bool = False   # IFF_VNET_HDR + TSO: read and write 64 KiB super-packets
+    offload: str = OFFLOAD_STANDARD   # see OFFLOAD_* above
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class RelayConfig:
     listen: Tuple[endpoints.Endpoint, ...] = ()
     peers: Tuple[PeerConfig, ...] = ()
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
-    max_frame_size: int = MAX_FRAME_SIZE
+    max_frame_size: int = MAX_FRAME
     forward_between_peers: bool = True
     metrics: Optional[str] = None   # "IP:PORT" of the Prometheus endpoint
     dead_peer_timeout: float = 0.0  # declare a peer down after this long without a message; 0: never
@@ -199,9 +204,11 @@ def _interface(reader, node, path):
             reader, fields["addresses"], path + ".addresses",
             ipaddress.ip_interface, "an address with prefix length (e.g. 198.51.100.1/24)")
     if "offload" in fields:
-        values["offload"] = reader.boolean(fields["offload"], path + ".offload")
-        if values["offload"] and values.get("mode", "tun") != "tun":
-            reader.problem(fields["offload"], path + ".offload", "is supported in tun mode only")
+        offload = reader.boolean(fields["offload"], path + ".offload")
+        if offload and values.get("mode", "tun") != "tun":
+            reader.problem(fields["offload"], path + ".offload", "true (super-packets) is supported in tun mode only")
+        if offload is not None:
+            values["offload"] = OFFLOAD_SUPER_PACKETS if offload else OFFLOAD_OFF
     if "routes" in fields:
         values["routes"] = _network_list(
             reader, fields["routes"], path + ".routes", lambda text: ipaddress.ip_network(text, strict=True),
@@ -367,7 +374,7 @@ def parse(text, source="<string>"):
     if "idle_timeout" in fields:
         values["idle_timeout"] = reader.number(fields["idle_timeout"], "idle_timeout", 0, 86400, integer=False)
     if "max_frame_size" in fields:
-        values["max_frame_size"] = reader.number(fields["max_frame_size"], "max_frame_size", MIN_FRAME_SIZE, MAX_FRAME_SIZE)
+        values["max_frame_size"] = reader.number(fields["max_frame_size"], "max_frame_size", MIN_FRAME, MAX_FRAME)
     if "metrics" in fields and reader.parsed(fields["metrics"], "metrics", parse_metrics_address) is not None:
         values["metrics"] = reader.value(fields["metrics"])
     if "forward_between_peers" in fields:
@@ -413,7 +420,7 @@ def _check_peer_set(reader, nodes, peers, plaintext, interface):
             owners.setdefault(network, peer.name)
         if peer.endpoint is None:
             endpointless.append(peer.name)
-        if peer.offload and not interface.offload:
+        if peer.offload and interface.offload != OFFLOAD_SUPER_PACKETS:
             reader.problem(node, path + ".offload", "needs interface.offload: true")
     if plaintext and len(endpointless) > 1:
         reader.problem(nodes[0] if nodes else None, "peers",

@@ -1,31 +1,41 @@
-"""Every limit and timer tunrelay uses, named after what it bounds."""
+"""Every limit and timer of the relay, named after what it bounds.
+
+Protocol constants live with their protocols (``tunrelay.crypto.constants``: WireGuard's;
+``tunrelay.stack``: the responder's); this module holds the relay's own bounds: batch sizes,
+queues, buffers, connection counts and timers.
+"""
 
 # --- device -----------------------------------------------------------------
 DEFAULT_MTU = 1420            # WireGuard's default: 1500 minus the largest encapsulation
 MIN_MTU = 576                 # RFC 791 minimum reassembly size; IPv6 needs 1280 (checked at runtime)
 MAX_MTU = 65535
-DEVICE_READ_SIZE = 65536 + 64  # one read holds a full 64 KiB frame (room for a vnet header)
-DEVICE_READS_PER_TURN = 64    # frames read per reactor turn before yielding to other sockets
+MAX_FRAME = 65535             # the largest frame the data path carries (a 64 KiB IP packet; a 2-byte prefix's limit)
+MIN_FRAME = 576
+DEVICE_READ_SIZE = 65536 + 64  # one read holds a full 64 KiB frame behind a virtio-net header
+DEVICE_READS_PER_TURN = 64    # frames read per wake-up: one batch for the send path
+MAX_COALESCED_IP_LENGTH = 65535   # a coalesced run is one IP packet
+UDP_MAX_COALESCED_PAYLOAD = 256   # UDP datagrams merged only up to this size: each must be checksummed in Python
 
 # --- framing ----------------------------------------------------------------
 PLAINTEXT_LENGTH_PREFIX = 2   # simpletun / usertunnel / OpenVPN-TCP: 2-byte big-endian length
-MAX_FRAME_SIZE = 65535        # largest frame a 2-byte prefix can carry: 64 KiB data path
-MIN_FRAME_SIZE = 576
+ENCRYPTED_LENGTH_PREFIX = 4   # a 64 KiB super-packet plus WireGuard's overhead exceeds 16 bits
 
 # --- transports -------------------------------------------------------------
 ETHERTYPE_TUNNEL = 0xCDA8     # ethertap usertunnel's EtherType
 UDP_MAX_PAYLOAD = 65507       # IPv4 limit; an oversized frame cannot cross UDP whole
-UDP_RECEIVE_SIZE = 65535      # read whole datagrams: a large MTU or a super-packet exceeds Twisted's 8 KiB default
-# The largest offload frame (10-byte vnet header + IP packet) that still fits one UDP datagram once
-# WireGuard adds its 16-byte header, padding to 16 and 16-byte tag; the kernel IP-fragments it on the
-# wire. The device's gso_max_size is set from it so TSO never builds a larger super-packet.
-OFFLOAD_FRAME_LIMIT = (UDP_MAX_PAYLOAD - 32) // 16 * 16
-OFFLOAD_GSO_MAX_SIZE = OFFLOAD_FRAME_LIMIT - 10
+UDP_RECEIVE_SIZE = 65535      # a GRO read holds up to 64 KiB of coalesced datagrams
+UDP_READS_PER_TURN = 32       # receive calls per wake-up (each may carry many coalesced datagrams)
+ETHERNET_READS_PER_TURN = 64
+UDP_BATCH_LIMIT = 256         # datagrams queued for GSO before a send is forced, whatever the batch
+GSO_MAX_SEGMENTS = 64         # the kernel's UDP_MAX_SEGMENTS was 64 before Linux 6.3
+GSO_MAX_SEGMENT_SIZE = 1452   # a segment must fit the path: 1500 over IPv6 (1472 over IPv4)
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 TCP_BACKLOG_BYTES = 4 * 1024 * 1024   # bytes we queue beyond the kernel's send buffer before dropping
 STREAM_READ_SIZE = 256 * 1024  # bytes read from a TCP connection per readable event (Twisted's default: 64 KiB)
 MAX_CONNECTIONS_PER_PEER = 4  # newer connections from the same peer evict the oldest
 MAX_UDP_BINDINGS = 4096       # remembered (socket, address) -> peer bindings
+MAX_PENDING_STREAMS = 64      # TCP connections not yet authenticated (WireGuard mode), all sources
+HANDSHAKE_DEADLINE = 15.0     # ...and each must authenticate within this (three REKEY_TIMEOUTs)
 RECONNECT_INITIAL_DELAY = 1.0
 RECONNECT_MAX_DELAY = 30.0
 RECONNECT_FACTOR = 1.5

@@ -8,10 +8,14 @@ exchange. We never set TUNSETPERSIST, so the kernel deletes the interface, with 
 addresses and routes, when the last descriptor closes: teardown is guaranteed even after
 twistd has dropped the privileges that netlink would need.
 
-With ``offload`` the device also gets IFF_VNET_HDR and TUNSETOFFLOAD(CSUM|TSO4|TSO6): every
-read and write carries a 10-byte virtio-net header, and TCP arrives as super-packets of up
-to OFFLOAD_GSO_MAX_SIZE bytes (gso_max_size, set over netlink, keeps each one small enough
-for a single UDP datagram; see ``tunrelay.forwarding.offload``).
+Offload (``interface.offload``, see ``tunrelay.datapath``). By default the device is opened
+with IFF_VNET_HDR: every read and write carries a 10-byte virtio-net header. Reads stay
+ordinary, finished packets (no TUNSETOFFLOAD flags, so the kernel computes every checksum
+in C), while a write may carry a whole coalesced TCP or UDP run. With ``offload: true``
+(tun) TUNSETOFFLOAD(CSUM|TSO4|TSO6) also lets the kernel hand us TCP super-packets of up
+to 64 KiB. A kernel that refuses IFF_VNET_HDR or an offload flag gets a one-line warning
+and the plainer path, never a failed start. ``vnet`` and ``super_packets`` say what was
+granted.
 
 Link settings (MTU, addresses, routes, up) go over rtnetlink (RFC 3549) via pyroute2;
 the product never runs ``ip``.
@@ -24,7 +28,7 @@ import struct
 
 from twisted.logger import Logger
 
-from tunrelay.constants import OFFLOAD_GSO_MAX_SIZE
+from tunrelay.config import OFFLOAD_OFF, OFFLOAD_SUPER_PACKETS
 
 __all__ = ["DeviceError", "TunDevice"]
 
@@ -47,16 +51,41 @@ class DeviceError(Exception):
 class TunDevice:
     log = Logger()
 
-    def __init__(self, name, mode, offload=False):
+    def __init__(self, name, mode, offload=OFFLOAD_OFF):
         self.requested_name = name
         self.mode = mode
         self.offload = offload
         self.name = None
         self.fd = None
         self.index = None
+        self.vnet = False            # reads and writes carry a virtio-net header
+        self.super_packets = False   # reads may be TSO super-packets
 
     def open(self):
-        flags = (IFF_TUN if self.mode == "tun" else IFF_TAP) | IFF_NO_PI | (IFF_VNET_HDR if self.offload else 0)
+        self.vnet = self.offload != OFFLOAD_OFF
+        try:
+            fd = self._attach(self.vnet)
+        except DeviceError:
+            if not self.vnet:
+                raise
+            fd = self._attach(False)   # raises again if the device itself cannot be had
+            self.vnet = False
+            self.log.warn("the kernel refused IFF_VNET_HDR on {device}: no offload, one write per packet",
+                          device=self.requested_name)
+        self.fd = fd
+        if self.vnet:
+            try:
+                fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", 10))
+            except OSError as error:
+                self.close()
+                raise DeviceError("cannot set the virtio-net header size on %s: %s"
+                                  % (self.requested_name, error.strerror)) from None
+            if self.offload == OFFLOAD_SUPER_PACKETS:
+                self._ask_for_super_packets()
+        return fd
+
+    def _attach(self, vnet):
+        flags = (IFF_TUN if self.mode == "tun" else IFF_TAP) | IFF_NO_PI | (IFF_VNET_HDR if vnet else 0)
         try:
             fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as error:
@@ -68,16 +97,17 @@ class TunDevice:
             os.close(fd)
             hint = " (is another process using %s?)" % self.requested_name if error.errno == errno.EBUSY else ""
             raise DeviceError("cannot create %s device %s: %s%s" % (self.mode, self.requested_name, error.strerror, hint)) from None
-        self.fd = fd
         self.name = reply[:16].split(b"\x00", 1)[0].decode()
-        if self.offload:
-            try:
-                fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", 10))
-                fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
-            except OSError as error:
-                self.close()
-                raise DeviceError("cannot enable offload on %s: %s" % (self.requested_name, error.strerror)) from None
         return fd
+
+    def _ask_for_super_packets(self):
+        try:
+            fcntl.ioctl(self.fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+        except OSError as error:
+            self.log.warn("the kernel refused TSO on {device} ({error}): ordinary packets only",
+                          device=self.requested_name, error=error.strerror)
+            return
+        self.super_packets = True
 
     def configure(self, mtu, addresses, routes):
         """Set MTU, addresses and routes and bring the link up, all over netlink."""
@@ -90,8 +120,6 @@ class TunDevice:
                 self.index = ipr.link_lookup(ifname=self.name)[0]
                 step = "set the MTU of"
                 ipr.link("set", index=self.index, mtu=mtu)
-                if self.offload:
-                    self._limit_super_packets(ipr)
                 for interface in addresses:
                     step = "add address %s to" % interface
                     flags = {"flags": IFA_F_NODAD} if interface.version == 6 and self.mode == "tun" else {}
@@ -106,18 +134,6 @@ class TunDevice:
         except (NetlinkError, OSError, IndexError) as error:
             reason = getattr(error, "strerror", None) or (error.args[1] if len(error.args) > 1 else error)
             raise DeviceError("cannot %s %s: %s" % (step, self.name, reason)) from None
-
-    def _limit_super_packets(self, ipr):
-        """TSO must not build a super-packet too large for one UDP datagram. A kernel that
-        cannot change gso_max_size on a live device still works: the relay cuts the rare
-        larger frame into plain packets."""
-        from pyroute2.netlink.exceptions import NetlinkError
-
-        try:
-            ipr.link("set", index=self.index, gso_max_size=OFFLOAD_GSO_MAX_SIZE)
-        except (NetlinkError, OSError) as error:
-            self.log.warn("cannot limit super-packets on {device} to {size} bytes ({error}); larger ones "
-                          "will be cut for peers", device=self.name, size=OFFLOAD_GSO_MAX_SIZE, error=error)
 
     def read(self, size):
         return os.read(self.fd, size)

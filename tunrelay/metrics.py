@@ -12,6 +12,7 @@ Families (``peer`` is the configured peer name)::
 
     tunrelay_info{interface,mode}                            gauge, always 1
     tunrelay_device_{rx,tx}_{bytes,packets}_total            counter, the tun/tap device
+    tunrelay_device_tx_writes_total                          counter, writes to the device (a coalesced run is one)
     tunrelay_drops_total{reason}                             counter, drops with no known peer
     tunrelay_peer_{rx,tx}_{bytes,packets}_total{peer}        counter
     tunrelay_peer_drops_total{peer,reason}                   counter
@@ -115,7 +116,10 @@ def render_prometheus(snapshot, now):
     interface = snapshot.get("interface") or {}
     out.family("tunrelay_info", "gauge", "Always 1; labels name the interface and its mode.")
     out.sample("tunrelay_info", (("interface", interface.get("name", "")), ("mode", interface.get("mode", ""))), 1)
-    _traffic(out, "tunrelay_device", "the tun/tap device", (), snapshot.get("device") or {})
+    device = snapshot.get("device") or {}
+    _traffic(out, "tunrelay_device", "the tun/tap device", (), device)
+    out.family("tunrelay_device_tx_writes_total", "counter", "Writes to the device (a coalesced run is one).")
+    out.sample("tunrelay_device_tx_writes_total", (), device.get("tx_writes"))
     out.family("tunrelay_drops_total", "counter", "Frames dropped before a peer was known, by reason.")
     for reason, count in sorted((snapshot.get("drops") or {}).items()):
         out.sample("tunrelay_drops_total", (("reason", reason),), count)

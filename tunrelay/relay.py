@@ -1,51 +1,37 @@
-"""The forwarding core: frames between the device port and the peers' paths.
+"""The relay: peers, their paths, the routing table and the switch, and liveness.
 
 Theory of operation
 -------------------
-The relay has ports: the device (tun or tap) and one per peer. A peer is reached over
-*paths*; a path is a (link, address) pair, where a link is one transport socket or stream
-(a UDP socket, an AF_PACKET socket, or one TCP connection) and the address is the remote
-end on that link. Links are thin Twisted adapters (``tunrelay.twisted_io``) that call
-:meth:`Relay.message_received` and implement ``send(address, message)``; this module never
-touches a socket or reads the clock itself (the clock is injected), so it runs unchanged on
-the in-memory fakes of ``tunrelay.testing``.
+The relay has ports: the device (tun or tap), the optional responder, and one per peer. A
+peer is reached over *paths*; a path is a (link, address) pair, where a link is one
+transport socket or stream (a UDP socket, an AF_PACKET socket, or one TCP connection) and
+the address is the remote end on that link. This module keeps that state and the tables
+the data path consults for every packet:
 
-Inbound order, following the WireGuard kernel driver's receive path: size check, identify
-the sender (plaintext: by the path's address), decode, inner packet check, source check
-against the sender's ``allowed_ips`` (tun), then the device or, with
-``forward_between_peers``, straight to another peer without a round trip through the
-kernel. Outbound (tun): longest-prefix match of the destination over all peers'
-``allowed_ips`` (WireGuard's cryptokey routing). In tap mode the relay is a learning
-switch whose ports are the device and the peers (``tunrelay.forwarding.switch``).
+- tun: WireGuard's cryptokey routing, the longest-prefix match of allowed IPs
+  (``tunrelay.forwarding.allowed_ips``): where a packet goes, and who may have sent it;
+- tap: a learning switch whose ports are the device, the responder and the peers
+  (``tunrelay.forwarding.switch``);
+- liveness: when each peer was last heard from, and ``dead_peer_timeout``.
 
-Everything that is dropped is counted by reason and reported at a limited rate; nothing
-raises out of the data path.
+Frames themselves move through ``tunrelay.datapath`` (built here as ``self.datapath``);
+the control plane of handshakes and timers is ``tunrelay.sessions`` (``self.sessions``).
+Nothing here touches a socket or reads a clock of its own (the clock is injected), so it
+runs unchanged on the in-memory fakes of ``tunrelay.testing``.
 """
-
-import ipaddress
 
 from twisted.logger import Logger
 
-from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS, OFFLOAD_FRAME_LIMIT
+from tunrelay import status
+from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS
+from tunrelay.datapath import DEVICE_PORT, RESPONDER_PORT, Datapath
 from tunrelay.forwarding.allowed_ips import AllowedIPs
-from tunrelay.forwarding.offload import PLAIN_HEADER, VNET_HEADER, VnetHeader, to_packets
 from tunrelay.forwarding.switch import LearningSwitch
 from tunrelay.logs import log_state_change
 from tunrelay.sessions import PlaintextSessions, WireGuardSessions
-from tunrelay.wire.errors import MalformedPacket
-from tunrelay.wire.ethernet import HEADER_LEN as ETHERNET_HEADER_LEN
-from tunrelay.wire.ip import route_key
 from tunrelay.stats import Counters, DropReporter
 
 __all__ = ["Peer", "Relay"]
-
-
-DEVICE_PORT = "device"        # the tun/tap side, as a switch port and a routing ingress
-RESPONDER_PORT = "responder"  # the in-process responder stack
-
-
-def _is_multicast(version, address):
-    return address >> 28 == 0xE if version == 4 else address >> 120 == 0xFF
 
 
 class Peer:
@@ -63,6 +49,8 @@ class Peer:
         self.last_sent = None
         self.last_received = None
         self.dead = False         # declared down by dead_peer_timeout until it is heard again
+        self.wg = None            # the WireGuard core's state for this peer (set by the sessions)
+        self.super_packets = False  # exchange TSO super-packets whole over TCP (set by the relay)
 
     @property
     def endpoint(self):
@@ -87,9 +75,7 @@ class Relay:
     def __init__(self, config, clock, device=None, private_key=None, preshared_keys=None, rng=None):
         self.config = config
         self.clock = clock
-        self.device = device          # has write(frame) -> drop reason or None
         self.tun = config.interface.mode == "tun"
-        self.offload = self.tun and config.interface.offload   # frames carry a virtio-net header
         self.forward_between_peers = config.forward_between_peers
         self.drops = DropReporter(clock)
         self.device_counters = Counters()
@@ -98,7 +84,7 @@ class Relay:
         self.peers = {}
         self._bindings = {}           # (link, address) -> Peer
         self.responder = None         # a ResponderPort, attached by the service when configured
-        self._responder_address = None
+        self.responder_address = None
         self.endpoint_refresh = None  # callable(peer): resolve a hostname endpoint again (set by the service)
         self._liveness_call = None
         self._liveness_since = clock.seconds()
@@ -106,8 +92,14 @@ class Relay:
             self.sessions = PlaintextSessions(self)
         else:
             self.sessions = WireGuardSessions(self, private_key, preshared_keys, rng=rng)
+        self.datapath = Datapath(self)
+        self.datapath.attach_device(device)
         for peer_config in config.peers:
             self.add_peer(peer_config)
+
+    @property
+    def device(self):
+        return self.datapath.device
 
     # ---- peers -------------------------------------------------------------------------
 
@@ -119,6 +111,7 @@ class Relay:
         return peer
 
     def _install_routes(self, peer):
+        peer.super_packets = bool(peer.config.offload and self.config.interface.offload)
         # Unicast networks go into the longest-prefix table; group networks are memberships
         # that several peers share, so they are kept per peer.
         peer.groups = [network for network in peer.config.allowed_ips if network.is_multicast]
@@ -274,190 +267,18 @@ class Relay:
         if self.endpoint_refresh is not None:
             self.endpoint_refresh(peer)
 
-    # ---- inbound: from a peer ----------------------------------------------------------
+    # ---- ports --------------------------------------------------------------------------
 
-    def message_received(self, link, address, message):
-        self.sessions.message_received(link, address, message)
+    def attach_responder(self, responder):
+        self.responder = responder
+        self.responder_address = int(responder.config.address)
 
-    def frame_from_peer(self, peer, frame):
-        """A frame the sessions layer accepted from ``peer``: check it and forward it."""
-        try:
-            if not self.tun:
-                self._learn_source(frame, peer)
-                self._count_received(peer, frame)
-                self._switch(frame, peer)
-                return
-            if self.offload and not peer.config.offload:
-                frame = PLAIN_HEADER + frame   # the device expects a virtio-net header on every write
-            version, source, destination, frame = self._ip_key(frame)
-        except MalformedPacket as error:
-            self.drops.drop(error.reason, peer)
-            return
-        if self.routes.lookup(version, source) is not peer:
-            self.drops.drop("source_not_allowed", peer)
-            return
-        self._count_received(peer, frame)
-        self._route(version, destination, frame, peer)
-
-    def _count_received(self, peer, frame):
-        counters = peer.counters
-        counters.rx_packets += 1
-        counters.rx_bytes += len(frame)
-
-    # ---- tun: routing by IP ------------------------------------------------------------
-
-    def _route(self, version, destination, frame, ingress):
-        """The responder's address, else the owner of the destination's allowed IPs, else the kernel."""
-        if self.responder is not None and version == 4 and destination == self._responder_address:
-            for packet in (self._packets(frame) if self.offload else (frame,)):
-                self.responder.frame_received(packet)
-            return
-        from_peer = isinstance(ingress, Peer)
-        if _is_multicast(version, destination):
-            self._multicast(version, destination, frame, ingress, from_peer)
-            return
-        target = self.routes.lookup(version, destination)
-        if target is not None and target is not ingress and (self.forward_between_peers or not from_peer):
-            self._send(target, frame)
-        elif ingress is DEVICE_PORT:
-            self.drops.drop("no_route", None)
-        else:
-            self._to_device(frame, ingress if from_peer else None)
-
-    def _multicast(self, version, destination, frame, ingress, from_peer):
-        """A group address goes to every peer whose allowed_ips cover it (OSPF's 224.0.0.5 to
-        each neighbour), and from a peer also to the kernel, which may be a member."""
-        group = ipaddress.ip_address(destination) if version == 4 else ipaddress.IPv6Address(destination)
-        targets = [peer for peer in self.peers.values()
-                   if peer is not ingress and any(group in network for network in peer.groups)]
-        if from_peer:
-            self._to_device(frame, ingress)
-            if not self.forward_between_peers:
-                return
-        elif not targets and ingress is DEVICE_PORT:
-            self.drops.drop("no_route", None)
-            return
-        for peer in targets:
-            self._send(peer, frame)
-
-    # ---- tap: a learning switch --------------------------------------------------------
-
-    def _learn_source(self, frame, port):
-        if len(frame) < ETHERNET_HEADER_LEN:
-            raise MalformedPacket("truncated_ethernet_header")
-        if frame[6] & 1:
-            raise MalformedPacket("multicast_source_mac")
-        refused = self.switch.learn(frame[6:12], port, self.clock.seconds())
-        if refused is not None:
-            self.drops.drop(refused, port if isinstance(port, Peer) else None)
-
-    def _switch(self, frame, ingress):
-        """Deliver by the destination MAC's learned port; flood group and unknown destinations."""
-        port = None if frame[0] & 1 else self.switch.lookup(frame[0:6], self.clock.seconds())
-        peer_to_peer_allowed = self.forward_between_peers or not isinstance(ingress, Peer)
-        if port is None:
-            for other in self._ports():
-                if other is not ingress and (peer_to_peer_allowed or not isinstance(other, Peer)):
-                    self._deliver(other, frame, ingress)
-        elif port is ingress:
-            self.drops.drop("hairpin", ingress if isinstance(ingress, Peer) else None)
-        elif isinstance(port, Peer) and not peer_to_peer_allowed:
-            self._deliver(DEVICE_PORT, frame, ingress)  # the kernel may bridge it
-        else:
-            self._deliver(port, frame, ingress)
-
-    def _ports(self):
+    def ports(self):
+        """Every port of the switch: the device, the responder if any, then the peers."""
         yield DEVICE_PORT
         if self.responder is not None:
             yield RESPONDER_PORT
         yield from self.peers.values()
-
-    def _deliver(self, port, frame, ingress):
-        if port is DEVICE_PORT:
-            self._to_device(frame, ingress if isinstance(ingress, Peer) else None)
-        elif port is RESPONDER_PORT:
-            self.responder.frame_received(frame)
-        else:
-            self._send(port, frame)
-
-    def _to_device(self, frame, peer):
-        if self.device is None:
-            self.drops.drop("device_down", peer)
-            return
-        reason = self.device.write(frame)
-        if reason is not None:
-            self.drops.drop(reason, peer)
-            return
-        self.device_counters.tx_packets += 1
-        self.device_counters.tx_bytes += len(frame)
-
-    # ---- from the device and from the responder ----------------------------------------
-
-    def device_frame(self, frame):
-        counters = self.device_counters
-        counters.rx_packets += 1
-        counters.rx_bytes += len(frame)
-        self._frame_from_port(frame, DEVICE_PORT)
-
-    def responder_output(self, frame):
-        """A frame the responder emits: to the kernel or a peer, like any other port's."""
-        self._frame_from_port(frame, RESPONDER_PORT)
-
-    def attach_responder(self, responder):
-        self.responder = responder
-        self._responder_address = int(responder.config.address)
-
-    def _frame_from_port(self, frame, ingress):
-        try:
-            if not self.tun:
-                self._learn_source(frame, ingress)
-                self._switch(frame, ingress)
-                return
-            if self.offload and ingress is RESPONDER_PORT:
-                frame = PLAIN_HEADER + frame
-            version, _, destination, frame = self._ip_key(frame)
-        except MalformedPacket as error:
-            self.drops.drop(error.reason, None)
-            return
-        self._route(version, destination, frame, ingress)
-
-    def _ip_key(self, frame):
-        """route_key for tun frames, which carry a virtio-net header in offload mode."""
-        if not self.offload:
-            return route_key(frame)
-        # A view, not a slice: a 64 KiB super-packet is routed without being copied.
-        version, source, destination, packet = route_key(memoryview(frame)[VNET_HEADER:])
-        if len(packet) + VNET_HEADER != len(frame):
-            frame = frame[:VNET_HEADER + len(packet)]
-        return version, source, destination, frame
-
-    def _packets(self, frame):
-        """Finished, MTU-sized packets from an offload frame (for peers and the responder)."""
-        try:
-            return to_packets(VnetHeader(frame), frame[VNET_HEADER:])
-        except MalformedPacket as error:
-            self.drops.drop(error.reason, None)
-            return []
-
-    def _send(self, peer, frame):
-        if not self.offload:
-            self.sessions.send(peer, frame)
-        elif not peer.config.offload:
-            for packet in self._packets(frame):
-                self.sessions.send(peer, packet)
-        elif len(frame) > OFFLOAD_FRAME_LIMIT:
-            # gso_max_size keeps the kernel's super-packets below the limit; a frame from
-            # elsewhere (a device whose limit could not be set) is cut rather than lost.
-            for packet in self._packets(frame):
-                self.sessions.send(peer, PLAIN_HEADER + packet)
-        else:
-            self.sessions.send(peer, frame)
-
-    def sent_to(self, peer, size):
-        peer.last_sent = self.clock.seconds()
-        counters = peer.counters
-        counters.tx_packets += 1
-        counters.tx_bytes += size
 
     def stop(self):
         self.sessions.stop()
@@ -466,33 +287,5 @@ class Relay:
         self._liveness_call = None
 
     def snapshot(self):
-        """State and counters as plain data: the schema behind ``tunrelay status --json``.
-
-        Times are the injected clock's seconds (Unix time under a real reactor) or None.
-        """
-        config = self.config
-        return {
-            "interface": {"name": config.interface.name, "mode": config.interface.mode,
-                          "mtu": config.interface.mtu,
-                          "addresses": [str(address) for address in config.interface.addresses]},
-            "listen": [str(address) for address in config.listen],
-            "plaintext": config.plaintext,
-            "device": self.device_counters.as_dict(),
-            "drops": dict(self.drops.counters.drops),
-            "peers": [self._peer_snapshot(peer) for peer in self.peers.values()],
-            "responder": self.responder.snapshot() if self.responder is not None else None,
-        }
-
-    def _peer_snapshot(self, peer):
-        link = peer.active_path[0] if peer.active_path is not None else None
-        return dict(
-            name=peer.name,
-            endpoint=peer.describe_path() or (str(peer.endpoint) if peer.endpoint else None),
-            transport=link.kind if link is not None else (peer.endpoint.transport if peer.endpoint else None),
-            **self.sessions.peer_state(peer),
-            last_received=peer.last_received,
-            alive=not peer.dead,
-            paths=len(peer.paths),
-            allowed_ips=[str(network) for network in peer.config.allowed_ips],
-            keepalive=peer.config.keepalive,
-            **peer.counters.as_dict())
+        """State and counters as plain data: the schema behind ``tunrelay status --json``."""
+        return status.snapshot(self)

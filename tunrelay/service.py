@@ -31,7 +31,7 @@ from tunrelay.logs import log_state_change
 from tunrelay.metrics import MetricsError, metrics_service
 from tunrelay.relay import Relay
 from tunrelay.responder.port import ResponderPort
-from tunrelay.twisted_io.datagram import EthernetLink, UdpLink, listen_udp, open_ethernet_socket
+from tunrelay.twisted_io.datagram import EthernetLink, UdpLink, bind_udp, open_ethernet_socket
 from tunrelay.twisted_io.device_port import DevicePort
 from tunrelay.twisted_io.stream import InboundFactory, OutboundFactory
 
@@ -71,6 +71,8 @@ class StartupError(Exception):
 class RelayService(MultiService):
     log = Logger()
 
+    event_loop = "the caller's reactor"   # set by makeService: what tunrelay.reactor installed
+
     def __init__(self, config, reactor=None, secrets=(None, {})):
         MultiService.__init__(self)
         if reactor is None:
@@ -87,7 +89,7 @@ class RelayService(MultiService):
         self.responder = None
         if config.responder is not None:
             self.responder = ResponderPort(config.responder, config.interface.mode, config.interface.mtu,
-                                           reactor, self.relay.responder_output, self.relay.snapshot)
+                                           reactor, self.relay.datapath.from_responder, self.relay.snapshot)
             self.relay.attach_responder(self.responder)
         self.control = ControlSocketService(config.control_socket, self.relay.snapshot, self.reload, reactor)
         self.control.setServiceParent(self)
@@ -160,17 +162,19 @@ class RelayService(MultiService):
             self.device.configure(interface.mtu, interface.addresses, interface.routes)
         except DeviceError as failure:
             raise StartupError(str(failure)) from None
-        self.device_port = DevicePort(self.device, self.relay, self.reactor)
-        self.relay.device = self.device_port
+        self.device_port = DevicePort(self.device, self.relay.datapath, self.reactor)
+        self.relay.datapath.attach_device(self.device_port)
 
     def _listen(self, address):
         try:
             if address.transport == "tcp":
                 port = self.reactor.listenTCP(address.port, InboundFactory(self.relay), interface=address.host)
             elif address.transport == "udp":
-                link = UdpLink(self.relay)
-                port = listen_udp(self.reactor, address.port, link, address.host)
-                self.udp_links.setdefault(6 if ":" in address.host else 4, link)
+                try:
+                    port = UdpLink(self.relay.datapath, bind_udp(address.host, address.port), self.reactor)
+                except OSError as failure:
+                    raise StartupError("cannot listen on %s: %s" % (address, failure.strerror)) from None
+                self.udp_links.setdefault(6 if ":" in address.host else 4, port)
             else:
                 self._ethernet_link(address.interface)
                 return
@@ -186,7 +190,7 @@ class RelayService(MultiService):
             sock = open_ethernet_socket(interface)
         except OSError as failure:
             raise StartupError("cannot open raw Ethernet socket on %s: %s" % (interface, failure.strerror)) from None
-        link = EthernetLink(self.relay, interface, sock, self.reactor)
+        link = EthernetLink(self.relay.datapath, interface, sock, self.reactor)
         self.ethernet_links[interface] = link
         self.log.info("listening on ethernet://{interface}", interface=interface)
         return link
@@ -204,18 +208,22 @@ class RelayService(MultiService):
 
     def startService(self):
         MultiService.startService(self)
-        self.device_port.startReading()
+        self.device_port.start()
+        for port in self.listening:
+            if isinstance(port, UdpLink):
+                port.start()
         if self.responder is not None:
             self.responder.start()
         for link in self.ethernet_links.values():
-            link.startReading()
+            link.start()
         for peer in self.relay.peers.values():
             self._connect_datagram_endpoint(peer)
         self._install_sighup()
         self.relay.endpoint_refresh = self._refresh_endpoint
         self.relay.start_liveness()
-        self.log.info("relay up on {device} ({mode}), {count} peers",
-                      device=self.device.name, mode=self.config.interface.mode, count=len(self.relay.peers))
+        self.log.info("relay up on {device} ({mode}), {count} peers; event loop: {loop}",
+                      device=self.device.name, mode=self.config.interface.mode, count=len(self.relay.peers),
+                      loop=self.event_loop)
 
     def _connect_datagram_endpoint(self, peer):
         endpoint = peer.endpoint
@@ -258,8 +266,9 @@ class RelayService(MultiService):
             return
         link = self.udp_links.get(family)
         if link is None:
-            link = UdpLink(self.relay)
-            self.listening.append(listen_udp(self.reactor, 0, link, "::" if family == 6 else "0.0.0.0"))
+            link = UdpLink(self.relay.datapath, bind_udp("::" if family == 6 else "0.0.0.0", 0), self.reactor)
+            link.start()
+            self.listening.append(link)
             self.udp_links[family] = link
         if peer.name not in self.relay.peers:
             return  # removed by a reload while we were resolving
@@ -350,13 +359,13 @@ class RelayService(MultiService):
             port.stopListening()
         self.listening = []
         for link in self.ethernet_links.values():
-            link.stopReading()
-            link.connectionLost(None)
+            link.stop()
         self.ethernet_links = {}
+        self.udp_links = {}
         if self.device_port is not None:
-            self.device_port.stopReading()
+            self.device_port.stop()
             self.device_port = None
-            self.relay.device = None
+            self.relay.datapath.attach_device(None)
         if self.device is not None:
             self.device.close()
             self.device = None

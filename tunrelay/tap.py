@@ -10,6 +10,7 @@ import sys
 from twisted.python import usage
 
 from tunrelay import config as configuration
+from tunrelay import reactor
 
 __all__ = ["Options", "makeService"]
 
@@ -37,9 +38,13 @@ class Options(usage.Options):
             for problem in failure.problems:
                 sys.stderr.write("tunrelay: config error: %s\n" % problem)
             raise SystemExit(2)
+        # Before twistd imports the default reactor (see tunrelay.reactor).
+        self["event_loop"] = reactor.install()
 
 
 def makeService(options):
     from tunrelay.service import RelayService
 
-    return RelayService(options["relay_config"], secrets=options["secrets"])
+    service = RelayService(options["relay_config"], secrets=options["secrets"])
+    service.event_loop = options["event_loop"]
+    return service

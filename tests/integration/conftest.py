@@ -13,7 +13,7 @@ import pytest
 
 from .netns import Lab
 
-REQUIRED_TOOLS = ("ip", "ping", "nc", "ss", "twistd", "tcpdump", "curl")
+REQUIRED_TOOLS = ("ip", "ping", "nc", "ss", "twistd", "tcpdump", "curl", "ethtool", "nstat")
 
 
 def _cannot_run_reason():

@@ -9,6 +9,7 @@ collide. Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24,
 import hashlib
 import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -80,6 +81,22 @@ class Host:
         process = subprocess.Popen(("ip", "netns", "exec", self.name) + command, **kwargs)
         self.lab.processes.append(process)
         return process
+
+    def lose_underlay_packets(self, percent):
+        """Drop ``percent``% of the packets arriving on u0 (nftables numgen, counted).
+
+        The veth first stops keeping GSO batches whole (TSO and UDP segmentation off on this
+        end; the other end does the same), so that a drop takes one packet, as on a real wire,
+        not a whole batch of them."""
+        self.exec("ethtool", "-K", "u0", "tso", "off", "gso", "off", "tx-udp-segmentation", "off")
+        self.exec("nft", "add", "table", "netdev", "lossy")
+        self.exec("nft", "add", "chain", "netdev", "lossy", "in", "{ type filter hook ingress device u0 priority 0; }")
+        self.exec("nft", "add", "rule", "netdev", "lossy", "in", "numgen", "random", "mod", "100", "<", str(percent),
+                  "counter", "drop")
+
+    def underlay_packets_lost(self):
+        listing = self.exec("nft", "list", "chain", "netdev", "lossy", "in").stdout
+        return int(re.search(r"counter packets (\d+)", listing).group(1))
 
     def has_link(self, name):
         return self.ip("link", "show", name, check=False).returncode == 0
@@ -222,6 +239,12 @@ class Lab:
                 except (ProcessLookupError, ValueError):
                     pass
             run("ip", "netns", "delete", host.name, check=False)
+
+
+def checksum_errors(host):
+    """TCP and UDP checksum errors the host's kernel has counted (nstat)."""
+    counters = host.exec("nstat", "-az", "TcpInCsumErrors", "UdpInCsumErrors", check=False).stdout.split()
+    return sum(int(counters[index + 1]) for index, name in enumerate(counters) if name.endswith("InCsumErrors"))
 
 
 def random_file(directory, size):

@@ -52,3 +52,21 @@ def test_remove_owner_and_networks_of():
     assert table.lookup_address("198.51.100.7") is b
     assert table.lookup_address("2001:db8::1") is None
 
+
+
+def test_remembered_answers_follow_every_change_and_stay_bounded():
+    from tunrelay.forwarding.allowed_ips import LOOKUP_CACHE_LIMIT
+
+    table = AllowedIPs()
+    table.insert("198.51.100.0/24", "wide")
+    assert table.lookup_address("198.51.100.7") == "wide"
+    table.insert("198.51.100.7/32", "narrow")      # a longer prefix arrives: the memo must not answer
+    assert table.lookup_address("198.51.100.7") == "narrow"
+    table.remove_owner("narrow")
+    assert table.lookup_address("198.51.100.7") == "wide"
+    assert table.lookup_address("203.0.113.1") is None
+    table.insert("203.0.113.0/24", "late")          # a remembered miss is forgotten too
+    assert table.lookup_address("203.0.113.1") == "late"
+    for host in range(3 * LOOKUP_CACHE_LIMIT):      # a flood of new addresses
+        table.lookup(4, 0x0A000000 + host)
+    assert len(table._families[4].memo) <= LOOKUP_CACHE_LIMIT

@@ -2,7 +2,7 @@
 
 from twisted.internet.task import Clock
 
-from tunrelay.twisted_io.deadline import CoreTimer
+from tunrelay.timers import CoreTimer
 
 
 class FakeCore:

@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from tunrelay.testing import MemoryLink, RelayPair, ipv4_packet, relay_from_yaml
+from tunrelay.testing import MemoryLink, RelayPair, ipv4_packet, relay_from_yaml, from_device, received
 
 
 def config(own, peer_ip, mode="tun", extra_peer="", extra=""):
@@ -35,7 +35,7 @@ def test_ping_both_ways_in_memory(pair):
 
 def test_64k_frame_crosses_whole(pair):
     big = ipv4_packet("198.51.100.1", "198.51.100.2", b"z" * (65535 - 20))
-    pair.a.device_frame(big)
+    from_device(pair.a, big)
     assert pair.b.device.written == [big]
 
 
@@ -46,7 +46,7 @@ def test_ethernet_padding_is_trimmed_before_the_device(pair):
 
 
 def test_no_route_is_counted_not_sent(pair):
-    pair.a.device_frame(ipv4_packet("198.51.100.1", "203.0.113.9"))
+    from_device(pair.a, ipv4_packet("198.51.100.1", "203.0.113.9"))
     assert pair.link_a.sent == [] and pair.a.drops.counters.drops["no_route"] == 1
 
 
@@ -71,10 +71,10 @@ def test_malformed_frames_from_a_peer_are_counted(pair, garbage, reason):
 
 def test_device_refusal_is_counted_and_later_frames_still_flow(pair):
     pair.b.device.refuse_with = "device_rejected"
-    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2"))
+    from_device(pair.a, ipv4_packet("198.51.100.1", "198.51.100.2"))
     pair.b.device.refuse_with = None
     good = ipv4_packet("198.51.100.1", "198.51.100.2", b"after")
-    pair.a.device_frame(good)
+    from_device(pair.a, good)
     assert pair.b.device.written == [good]
     assert pair.b.peers["peer1"].counters.drops["device_rejected"] == 1
 
@@ -82,23 +82,23 @@ def test_device_refusal_is_counted_and_later_frames_still_flow(pair):
 def test_unknown_source_address_is_dropped():
     relay = relay_from_yaml(config(1, 2))
     link = MemoryLink("udp")
-    relay.message_received(link, ("192.0.2.77", 4000), ipv4_packet("198.51.100.2", "198.51.100.1"))
+    received(relay, link, ("192.0.2.77", 4000), ipv4_packet("198.51.100.2", "198.51.100.1"))
     assert relay.device.written == [] and relay.drops.counters.drops["unknown_peer"] == 1
 
 
 def test_endpointless_peer_is_learned_from_its_first_datagram():
     relay = relay_from_yaml("interface: {}\nplaintext: true\npeers:\n  - {name: b, allowed_ips: [198.51.100.2/32]}\n")
     link = MemoryLink("udp")
-    relay.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2"))
+    from_device(relay, ipv4_packet("198.51.100.1", "198.51.100.2"))
     assert relay.peers["b"].counters.drops["no_path"] == 1
-    relay.message_received(link, ("192.0.2.9", 1234), ipv4_packet("198.51.100.2", "198.51.100.1"))
-    relay.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2", b"back"))
+    received(relay, link, ("192.0.2.9", 1234), ipv4_packet("198.51.100.2", "198.51.100.1"))
+    from_device(relay, ipv4_packet("198.51.100.1", "198.51.100.2", b"back"))
     assert link.sent[-1][0] == ("192.0.2.9", 1234)
 
 
 def test_failed_send_is_counted(pair):
     pair.link_a.refuse_with = "too_big_for_transport"
-    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2"))
+    from_device(pair.a, ipv4_packet("198.51.100.1", "198.51.100.2"))
     assert pair.a.peers["peer2"].counters.drops["too_big_for_transport"] == 1
     assert pair.a.peers["peer2"].counters.tx_packets == 0
 
@@ -107,7 +107,7 @@ def test_keepalive_sent_only_after_a_quiet_interval():
     keepalive = "    keepalive: 25\n"
     pair = RelayPair(config(1, 2, extra_peer=keepalive), config(2, 1))
     pair.clock.advance(10)
-    pair.a.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2"))
+    from_device(pair.a, ipv4_packet("198.51.100.1", "198.51.100.2"))
     pair.clock.advance(15)  # 25 s since start, but only 15 s since traffic: no keepalive
     assert [m for _, m in pair.link_a.sent if m == b""] == []
     pair.clock.advance(25)
@@ -132,7 +132,7 @@ def test_hub_forwards_between_peers_without_the_device():
     relay.path_opened(relay.peers["a"], link, ("192.0.2.2", 1))
     relay.path_opened(relay.peers["b"], link, ("192.0.2.3", 1))
     packet = ipv4_packet("198.51.100.2", "198.51.100.3", b"spoke to spoke")
-    relay.message_received(link, ("192.0.2.2", 1), packet)
+    received(relay, link, ("192.0.2.2", 1), packet)
     assert link.sent == [(("192.0.2.3", 1), packet)]
     assert relay.device.written == []
 
@@ -143,7 +143,7 @@ def test_forwarding_between_peers_can_be_disabled():
     relay.path_opened(relay.peers["a"], link, ("192.0.2.2", 1))
     relay.path_opened(relay.peers["b"], link, ("192.0.2.3", 1))
     packet = ipv4_packet("198.51.100.2", "198.51.100.3")
-    relay.message_received(link, ("192.0.2.2", 1), packet)
+    received(relay, link, ("192.0.2.2", 1), packet)
     assert link.sent == [] and relay.device.written == [packet]
 
 
@@ -154,7 +154,7 @@ def ethernet_frame(destination, source, payload=b"\x00" * 46):
 def test_tap_frames_cross_and_runts_are_dropped():
     pair = RelayPair(config(1, 2, mode="tap"), config(2, 1, mode="tap"))
     frame = ethernet_frame(b"\xff" * 6, b"\x02\x00\x00\x00\x00\x01")
-    pair.a.device_frame(frame)
+    from_device(pair.a, frame)
     assert pair.b.device.written == [frame]
     pair.link_a.send(("192.0.2.2", 51820), b"\x01" * 13)
     assert pair.b.peers["peer1"].counters.drops["truncated_ethernet_header"] == 1
@@ -173,36 +173,36 @@ MAC_A, MAC_B, MAC_HOST = (bytes([2, 0, 0, 0, 0, n]) for n in (0xA, 0xB, 0x1))
 
 def test_tap_unknown_unicast_floods_then_learned_unicast_goes_to_one_port():
     relay, link = tap_hub()
-    relay.device_frame(ethernet_frame(MAC_A, MAC_HOST))
+    from_device(relay, ethernet_frame(MAC_A, MAC_HOST))
     assert sorted(address for address, _ in link.sent) == [("192.0.2.2", 1), ("192.0.2.3", 1)]
     link.sent.clear()
-    relay.message_received(link, ("192.0.2.2", 1), ethernet_frame(MAC_HOST, MAC_A))
+    received(relay, link, ("192.0.2.2", 1), ethernet_frame(MAC_HOST, MAC_A))
     assert relay.device.written == [ethernet_frame(MAC_HOST, MAC_A)] and link.sent == []
-    relay.device_frame(ethernet_frame(MAC_A, MAC_HOST))
+    from_device(relay, ethernet_frame(MAC_A, MAC_HOST))
     assert [address for address, _ in link.sent] == [("192.0.2.2", 1)]
 
 
 def test_tap_peer_to_peer_unicast_skips_the_device_and_broadcast_reaches_all():
     relay, link = tap_hub()
-    relay.message_received(link, ("192.0.2.3", 1), ethernet_frame(b"\xff" * 6, MAC_B))
+    received(relay, link, ("192.0.2.3", 1), ethernet_frame(b"\xff" * 6, MAC_B))
     assert len(relay.device.written) == 1 and [a for a, _ in link.sent] == [("192.0.2.2", 1)]
     link.sent.clear()
-    relay.message_received(link, ("192.0.2.2", 1), ethernet_frame(MAC_B, MAC_A))
+    received(relay, link, ("192.0.2.2", 1), ethernet_frame(MAC_B, MAC_A))
     assert [a for a, _ in link.sent] == [("192.0.2.3", 1)] and len(relay.device.written) == 1
 
 
 def test_tap_mac_flood_from_one_peer_is_bounded_and_counted():
     relay, link = tap_hub()
     for n in range(3000):
-        relay.message_received(link, ("192.0.2.2", 1), ethernet_frame(b"\xff" * 6, bytes([2, 1, 0, 0, n >> 8, n & 255])))
+        received(relay, link, ("192.0.2.2", 1), ethernet_frame(b"\xff" * 6, bytes([2, 1, 0, 0, n >> 8, n & 255])))
     assert relay.peers["a"].counters.drops["mac_table_port_full"] == 3000 - relay.switch.max_per_port
-    relay.message_received(link, ("192.0.2.3", 1), ethernet_frame(b"\xff" * 6, MAC_B))
+    received(relay, link, ("192.0.2.3", 1), ethernet_frame(b"\xff" * 6, MAC_B))
     assert relay.switch.lookup(MAC_B, relay.clock.seconds()) is relay.peers["b"]
 
 
 def test_tap_multicast_source_is_dropped():
     relay, link = tap_hub()
-    relay.message_received(link, ("192.0.2.2", 1), ethernet_frame(MAC_HOST, b"\x03" + MAC_A[1:]))
+    received(relay, link, ("192.0.2.2", 1), ethernet_frame(MAC_HOST, b"\x03" + MAC_A[1:]))
     assert relay.peers["a"].counters.drops["multicast_source_mac"] == 1 and relay.device.written == []
 
 
@@ -213,9 +213,9 @@ def test_state_changes_are_one_structured_line_each():
     link = MemoryLink("udp")
     packet = ipv4_packet("198.51.100.2", "198.51.100.1")
     with capturedLogs() as events:
-        relay.message_received(link, ("192.0.2.9", 1000), packet)
-        relay.message_received(link, ("192.0.2.9", 1000), packet)
-        relay.message_received(link, ("192.0.2.10", 2000), packet)
+        received(relay, link, ("192.0.2.9", 1000), packet)
+        received(relay, link, ("192.0.2.9", 1000), packet)
+        received(relay, link, ("192.0.2.10", 2000), packet)
         relay.remove_peer("b")
     states = [(event["event"], event["peer"]) for event in events if "event" in event]
     assert states == [("peer_up", "b"), ("roaming", "b"), ("peer_down", "b")]
@@ -241,14 +241,14 @@ def multicast_hub():
 def test_tun_multicast_from_the_kernel_reaches_every_covering_peer():
     relay, link = multicast_hub()
     hello = ipv4_packet("198.51.100.1", "224.0.0.5", b"ospf hello", protocol=89)
-    relay.device_frame(hello)
+    from_device(relay, hello)
     assert sorted(address for address, _ in link.sent) == [("192.0.2.2", 1), ("192.0.2.3", 1)]
 
 
 def test_tun_multicast_from_a_peer_reaches_the_kernel_and_the_other_members():
     relay, link = multicast_hub()
     hello = ipv4_packet("198.51.100.2", "224.0.0.5", b"ospf hello", protocol=89)
-    relay.message_received(link, ("192.0.2.2", 1), hello)
+    received(relay, link, ("192.0.2.2", 1), hello)
     assert relay.device.written == [hello]
     assert [address for address, _ in link.sent] == [("192.0.2.3", 1)]
 
@@ -267,7 +267,7 @@ def test_dead_peer_is_declared_once_and_revived_by_traffic():
         pair.clock.pump([5] * 2)                      # 30 s since B was last heard
         assert pair.a.peers["peer2"].dead and refreshed == [(pair.a.peers["peer2"], True)]
         pair.clock.pump([5] * 4)                      # stays down, declared once
-        pair.b.device_frame(ipv4_packet("198.51.100.2", "198.51.100.1", b"back"))
+        from_device(pair.b, ipv4_packet("198.51.100.2", "198.51.100.1", b"back"))
     states = [event["event"] for event in events if "event" in event]
     assert states == ["peer_down", "peer_up"]
     assert not pair.a.peers["peer2"].dead and pair.a.snapshot()["peers"][0]["alive"]

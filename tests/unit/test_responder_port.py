@@ -6,7 +6,7 @@ from twisted.internet.protocol import Factory, Protocol
 
 from tunrelay.responder import port as port_module
 from tunrelay.responder.port import ResponderPort
-from tunrelay.testing import relay_from_yaml
+from tunrelay.testing import relay_from_yaml, from_device
 
 CLIENT, RESPONDER = "198.51.100.1", "198.51.100.9"
 
@@ -28,7 +28,7 @@ responder:
   address: 198.51.100.9
   services: {7: echo, 80: http, 99: "tests.unit.test_responder_port:exploding"}
 """)
-    responder = ResponderPort(relay.config.responder, "tun", 1420, relay.clock, relay.responder_output,
+    responder = ResponderPort(relay.config.responder, "tun", 1420, relay.clock, relay.datapath.from_responder,
                               relay.snapshot, isn_secret=b"k" * 32)
     relay.attach_responder(responder)
     responder.start()
@@ -43,22 +43,22 @@ def replies(relay):
 
 
 def handshake(relay, port, client_port=40000):
-    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=client_port, dport=port, flags="S", seq=1000)))
+    from_device(relay, bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=client_port, dport=port, flags="S", seq=1000)))
     synack = replies(relay)[0]
     assert synack[TCP].flags == "SA" and synack[TCP].ack == 1001
-    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=client_port, dport=port, flags="A",
+    from_device(relay, bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=client_port, dport=port, flags="A",
                                                                  seq=1001, ack=synack[TCP].seq + 1)))
     return synack[TCP].seq + 1
 
 
 def send_data(relay, port, server_next, data, client_port=40000):
-    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=client_port, dport=port, flags="PA", seq=1001,
+    from_device(relay, bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=client_port, dport=port, flags="PA", seq=1001,
                                                                  ack=server_next) / data))
     return replies(relay)
 
 
 def test_ping_through_the_relay_device(relay):
-    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / ICMP(id=7, seq=1) / b"payload"))
+    from_device(relay, bytes(IP(src=CLIENT, dst=RESPONDER) / ICMP(id=7, seq=1) / b"payload"))
     (reply,) = replies(relay)
     assert reply[IP].src == RESPONDER and reply[ICMP].type == 0 and bytes(reply[ICMP].payload) == b"payload"
 
@@ -76,7 +76,7 @@ def test_http_status_page(relay):
 
 
 def test_closed_port_gets_a_reset(relay):
-    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=40001, dport=23, flags="S", seq=5)))
+    from_device(relay, bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=40001, dport=23, flags="S", seq=5)))
     (reset,) = replies(relay)
     assert "R" in reset[TCP].flags
 
@@ -94,9 +94,9 @@ def test_established_connections_are_capped(relay, monkeypatch):
     monkeypatch.setattr(port_module, "MAX_CONNECTIONS", 2)
     for client_port in (41000, 41001):
         handshake(relay, 7, client_port)
-    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=41002, dport=7, flags="S", seq=1000)))
+    from_device(relay, bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=41002, dport=7, flags="S", seq=1000)))
     synack = replies(relay)[0]
-    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=41002, dport=7, flags="A", seq=1001,
+    from_device(relay, bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=41002, dport=7, flags="A", seq=1001,
                                                                  ack=synack[TCP].seq + 1)))
     assert any("R" in packet[TCP].flags for packet in replies(relay))
     assert relay.responder.snapshot()["connections"] == 2
@@ -105,7 +105,7 @@ def test_established_connections_are_capped(relay, monkeypatch):
 def test_reloaded_services_take_effect_for_new_connections(relay):
     established = handshake(relay, 7, client_port=42000)
     relay.responder.update_services(((80, "http"), (8080, "echo")))
-    relay.device_frame(bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=42001, dport=7, flags="S", seq=5)))
+    from_device(relay, bytes(IP(src=CLIENT, dst=RESPONDER) / TCP(sport=42001, dport=7, flags="S", seq=5)))
     assert "R" in replies(relay)[0][TCP].flags            # port 7 no longer accepts
     echo_next = handshake(relay, 8080, client_port=42002)  # the new port does
     assert b"new port" in b"".join(bytes(p[TCP].payload) for p in send_data(relay, 8080, echo_next, b"new port",

@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 from tunrelay.constants import TCP_BACKLOG_BYTES
-from tunrelay.testing import MemoryTCPTransport, ipv4_packet, relay_from_yaml
+from tunrelay.testing import MemoryTCPTransport, ipv4_packet, relay_from_yaml, from_device
 from tunrelay.twisted_io.stream import FramedConnection, InboundFactory
 
 CONFIG = textwrap.dedent("""\
@@ -43,7 +43,7 @@ def test_frames_in_and_out_use_the_simpletun_format(relay):
     assert relay.device.written == [packet]
     assert transport.no_delay
     reply = ipv4_packet("198.51.100.1", "198.51.100.2", b"pong")
-    relay.device_frame(reply)
+    from_device(relay, reply)
     assert transport.value() == framed(reply)
 
 
@@ -103,13 +103,13 @@ def test_backpressure_bounds_the_queue(relay):
     connection.pauseProducing()
     packet = ipv4_packet("198.51.100.1", "198.51.100.2", b"q" * 1000)
     for _ in range(TCP_BACKLOG_BYTES // len(packet) + 10):
-        relay.device_frame(packet)
+        from_device(relay, packet)
     assert len(transport.value()) <= TCP_BACKLOG_BYTES + len(packet)
     dropped = relay.peers["b"].counters.drops["tx_queue_full"]
     assert dropped >= 9
     connection.resumeProducing()
     before = len(transport.value())
-    relay.device_frame(packet)
+    from_device(relay, packet)
     assert relay.peers["b"].counters.drops["tx_queue_full"] == dropped
     assert len(transport.value()) == before + 2 + len(packet)
 
@@ -118,10 +118,10 @@ def test_a_new_silent_connection_does_not_take_the_traffic(relay):
     first, first_transport = connect(relay, "192.0.2.2")
     second, second_transport = connect(relay, "192.0.2.2")
     packet = ipv4_packet("198.51.100.1", "198.51.100.2")
-    relay.device_frame(packet)
+    from_device(relay, packet)
     assert first_transport.value() == framed(packet) and second_transport.value() == b""
     second.dataReceived(framed(ipv4_packet("198.51.100.2", "198.51.100.1")))
-    relay.device_frame(packet)  # we answer on the path we last heard from
+    from_device(relay, packet)  # we answer on the path we last heard from
     assert second_transport.value() == framed(packet)
 
 
@@ -129,7 +129,7 @@ def test_closing_the_active_connection_falls_back_to_another(relay):
     first, first_transport = connect(relay, "192.0.2.2")
     second, second_transport = connect(relay, "192.0.2.2")
     first.connectionLost(None)
-    relay.device_frame(ipv4_packet("198.51.100.1", "198.51.100.2"))
+    from_device(relay, ipv4_packet("198.51.100.1", "198.51.100.2"))
     assert second_transport.value() != b""
 
 

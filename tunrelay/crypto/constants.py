@@ -30,9 +30,10 @@ COOKIE_REPLY_SIZE = 64
 TRANSPORT_HEADER_SIZE = 16
 TRANSPORT_MIN_SIZE = TRANSPORT_HEADER_SIZE + TAG_SIZE  # an empty payload is a keepalive
 PADDING_MULTIPLE = 16
-# Largest plaintext a transport message may carry: a 64 KiB GSO super-packet.
-MAX_FRAME_SIZE = 65536 + 64   # a 64 KiB (TSO6) super-packet behind a 10-byte virtio-net header
-MAX_TRANSPORT_SIZE = TRANSPORT_HEADER_SIZE + MAX_FRAME_SIZE + PADDING_MULTIPLE + TAG_SIZE
+# Largest plaintext a transport message may carry: a 64 KiB (TSO6) super-packet behind a
+# 10-byte virtio-net header, as tunrelay peers that opt into offload exchange them.
+MAX_PLAINTEXT_SIZE = 65536 + 64
+MAX_TRANSPORT_SIZE = TRANSPORT_HEADER_SIZE + MAX_PLAINTEXT_SIZE + PADDING_MULTIPLE + TAG_SIZE
 
 # Timers (whitepaper §6.1, §6.4).
 REKEY_AFTER_MESSAGES = 2**60

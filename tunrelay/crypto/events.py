@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Hashable, Optional
 
 __all__ = [
-    "PeerConfig", "Event", "Transmit", "Deliver", "Drop", "HandshakeComplete",
+    "PeerConfig", "Event", "Transmit", "Deliver", "Drop", "HandshakeComplete", "HandshakeInitiated",
     "EndpointChanged", "SessionExpired",
 ]
 
@@ -35,6 +35,7 @@ class Transmit(Event):
     peer_id: Optional[Hashable]  # None for cookie replies to unknown senders
     destination: Hashable
     data: bytes = field(repr=False)
+    payload: int = 0   # bytes of the frame a data message carries; 0 for handshakes and keepalives
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ class Drop(Event):
 
 @dataclass(frozen=True)
 class HandshakeComplete(Event):
+    peer_id: Hashable
+
+
+@dataclass(frozen=True)
+class HandshakeInitiated(Event):
+    """We sent an initiation (a first handshake or a rekey): a moved endpoint may want a new look-up."""
     peer_id: Hashable
 
 

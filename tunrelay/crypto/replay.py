@@ -38,23 +38,31 @@ class ReplayWindow:
 
     def accept(self, counter):
         """Record ``counter``; False if it is a replay, too old or too large."""
-        if counter >= REJECT_AFTER_MESSAGES or counter < 0:
-            return False
         position = counter + 1
-        if position + REPLAY_WINDOW_SIZE < self._top:
-            return False
-        word = position >> _WORD_SHIFT
-        if position > self._top:
-            current = self._top >> _WORD_SHIFT
-            # Clear every word the window slides over, but never more than the ring.
-            for i in range(1, min(word - current, _WORDS) + 1):
-                self._words[(current + i) & _RING_MASK] = 0
+        top = self._top
+        words = self._words
+        if position > top:
+            # Ahead of everything seen (the usual case): no bit to test, since bits above the
+            # greatest counter are never set and a word the window slides into is cleared.
+            if counter >= REJECT_AFTER_MESSAGES:
+                return False
+            word = position >> _WORD_SHIFT
+            current = top >> _WORD_SHIFT
+            if word != current:
+                # Clear every word the window slides over, but never more than the ring.
+                for i in range(1, min(word - current, _WORDS) + 1):
+                    words[(current + i) & _RING_MASK] = 0
             self._top = position
-        word &= _RING_MASK
-        bit = 1 << (position & _BIT_MASK)
-        if self._words[word] & bit:
+            words[word & _RING_MASK] |= 1 << (position & _BIT_MASK)
+            return True
+        if counter < 0 or position + REPLAY_WINDOW_SIZE < top:
             return False
-        self._words[word] |= bit
+        word = (position >> _WORD_SHIFT) & _RING_MASK
+        bit = 1 << (position & _BIT_MASK)
+        value = words[word]
+        if value & bit:
+            return False
+        words[word] = value | bit
         return True
 
 

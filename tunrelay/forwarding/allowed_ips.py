@@ -8,12 +8,17 @@ Representation: per address family, one dict per prefix length, keyed by the net
 integer address. A lookup probes the distinct prefix lengths in use, longest first, so it
 costs at most 33 (IPv4) or 129 (IPv6) dict probes however many peers there are, and in
 practice only a handful: constant in the number of routes, like a trie, but every probe
-is a C-level dict lookup.
+is a C-level dict lookup. In front of that, each family remembers the answers it gave (up to
+LOOKUP_CACHE_LIMIT addresses, forgotten whenever the table changes or the memo is full), since
+the packets of a batch mostly share their addresses: one dict probe instead of several.
 """
 
 import ipaddress
 
-__all__ = ["AllowedIPs"]
+__all__ = ["AllowedIPs", "LOOKUP_CACHE_LIMIT"]
+
+LOOKUP_CACHE_LIMIT = 4096
+_UNKNOWN = object()
 
 
 class _Family:
@@ -21,9 +26,11 @@ class _Family:
         self.bits = bits
         self.by_length = {}      # prefix length -> {network int: owner}
         self.lengths = ()        # prefix lengths in use, longest first
+        self.memo = {}           # address int -> owner (or None) already looked up
 
     def _reindex(self):
         self.lengths = tuple(sorted((n for n, table in self.by_length.items() if table), reverse=True))
+        self.memo.clear()
 
     def insert(self, network, owner):
         self.by_length.setdefault(network.prefixlen, {})[int(network.network_address)] = owner
@@ -36,6 +43,17 @@ class _Family:
         self._reindex()
 
     def lookup(self, address_int):
+        owner = self.memo.get(address_int, _UNKNOWN)
+        return self.remember(address_int) if owner is _UNKNOWN else owner
+
+    def remember(self, address_int):
+        owner = self._search(address_int)
+        if len(self.memo) >= LOOKUP_CACHE_LIMIT:
+            self.memo.clear()   # bounded: a flood of new addresses only costs the search
+        self.memo[address_int] = owner
+        return owner
+
+    def _search(self, address_int):
         bits = self.bits
         for length in self.lengths:
             host_bits = bits - length
@@ -52,7 +70,8 @@ class _Family:
 
 class AllowedIPs:
     def __init__(self):
-        self._families = {4: _Family(32), 6: _Family(128)}
+        self._v4, self._v6 = _Family(32), _Family(128)
+        self._families = {4: self._v4, 6: self._v6}
 
     def insert(self, network, owner):
         """Route ``network`` (an ip_network) to ``owner``; a later insert replaces the owner."""
@@ -65,7 +84,10 @@ class AllowedIPs:
 
     def lookup(self, version, address_int):
         """Owner of the longest prefix containing the address, or None."""
-        return self._families[version].lookup(address_int)
+        # Every packet asks once or twice: the family's memo is read here, without another call.
+        family = self._v4 if version == 4 else self._v6
+        owner = family.memo.get(address_int, _UNKNOWN)
+        return family.remember(address_int) if owner is _UNKNOWN else owner
 
     def lookup_address(self, address):
         address = ipaddress.ip_address(address)

@@ -27,9 +27,10 @@ class FramingError(Exception):
         self.reason = reason
 
 
-def encode(message, prefix_size=2):
-    """The length prefix for ``message`` (callers write it and the message without a copy)."""
-    return struct.pack(_PREFIX_FORMATS[prefix_size], len(message))
+def encode(length, prefix_size=2):
+    """The length prefix for a message of ``length`` bytes (callers write it and the message
+    without a copy)."""
+    return struct.pack(_PREFIX_FORMATS[prefix_size], length)
 
 
 class StreamDecoder:

@@ -31,7 +31,7 @@ from tunrelay.stack.faults import FaultInjector
 from tunrelay.stack.interface import ResponderInterface
 from tunrelay.stack.tcp import events as tcp_events
 from tunrelay.stack.tcp.stack import TcpStack
-from tunrelay.twisted_io.deadline import CoreTimer
+from tunrelay.timers import CoreTimer
 
 __all__ = ["ResponderPort"]
 
@@ -45,7 +45,7 @@ class ResponderPort:
     def __init__(self, config, mode, mtu, clock, emit, status, isn_secret=None):
         self.config = config
         self.clock = clock
-        self.emit = emit                      # callable(frame): back into the relay
+        self.emit = emit                      # callable([frames]): back into the relay's data path
         self.tcp = TcpStack(config.address.packed, isn_secret or os.urandom(32))
         self.interface = ResponderInterface(mode, config.address, config.mac if mode == "tap" else None,
                                             mtu, tcp=self.tcp)
@@ -129,8 +129,9 @@ class ResponderPort:
         self._send(frames)
 
     def _send(self, frames):
-        for frame in frames:
-            self.emit(frame)
+        frames = list(frames)
+        if frames:
+            self.emit(frames)   # one batch: coalesced for the device, one send per run for a peer
 
     def _settle(self):
         """Run protocol callbacks for pending TCP events, send what they wrote, rearm the timer."""

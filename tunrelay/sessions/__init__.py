@@ -1,11 +1,11 @@
-"""Who a message is from, and what is on the wire: plaintext or WireGuard.
+"""The control plane of who is on the other end: plaintext or WireGuard.
 
-The relay (``tunrelay.relay``) forwards frames between ports and keeps paths and counters;
-a sessions object turns a received message into (peer, frame) and a frame for a peer into
-messages on a path. Both strategies offer the same methods:
+The relay (``tunrelay.relay``) keeps peers, paths and counters; the data path
+(``tunrelay.datapath``) moves frames; a sessions object keeps what lies between: who a
+path belongs to, handshakes and timers. Both strategies offer the same methods:
 
-    message_received(link, address, message)   a message from a transport
-    send(peer, frame)                          a frame to deliver to a peer
+    core                                        the WireGuard core, or None (plaintext)
+    after_batch()                               the data path's batch ended
     stream_opened(link, address, peer) -> bool  a TCP connection came up (peer known if we dialled)
     stream_closed(link)
     path_known(peer, link, address)             a path we learned outside the protocol
@@ -14,6 +14,10 @@ messages on a path. Both strategies offer the same methods:
     peer_added(peer) / peer_removed(peer) / peer_changed(peer)
     peer_state(peer) -> dict                    session fields for status
     stop()
+
+WireGuard sessions add ``control_message`` (handshake and cookie messages from the data
+path) and ``stage`` (a frame that must wait for a session); plaintext ones ``identify``
+(the peer a new path belongs to).
 """
 
 from tunrelay.sessions.plaintext import PlaintextSessions

@@ -15,6 +15,7 @@ __all__ = ["PlaintextSessions"]
 class PlaintextSessions:
     stream_prefix = PLAINTEXT_LENGTH_PREFIX  # simpletun / OpenVPN TCP framing
     message_overhead = 0
+    core = None   # no WireGuard: the data path takes frames as they are
 
     def __init__(self, relay):
         self.relay = relay
@@ -24,6 +25,7 @@ class PlaintextSessions:
     # ---- peers ------------------------------------------------------------------------
 
     def peer_added(self, peer):
+        peer.wg = None
         if peer.config.endpoint is None:
             self._endpointless = peer
         if peer.config.keepalive:
@@ -76,32 +78,10 @@ class PlaintextSessions:
     def path_known(self, peer, link, address):
         self.relay.path_opened(peer, link, address)
 
-    # ---- data -------------------------------------------------------------------------
+    # ---- the data path's batch end -----------------------------------------------------
 
-    def message_received(self, link, address, message):
-        relay = self.relay
-        peer = relay.peer_of_path(link, address)
-        if peer is None:
-            peer = self.identify(link.kind, address)
-            if peer is None:
-                relay.drops.drop("unknown_peer", None, link.describe(address))
-                return
-            relay.path_opened(peer, link, address)
-        relay.heard_from(peer, link, address)
-        if message:  # an empty message is a keepalive: nothing to deliver
-            relay.frame_from_peer(peer, message)
-
-    def send(self, peer, frame):
-        path = peer.active_path
-        if path is None:
-            self.relay.drops.drop("no_path", peer)
-            return
-        link, address = path
-        reason = link.send(address, frame)
-        if reason is not None:
-            self.relay.drops.drop(reason, peer)
-            return
-        self.relay.sent_to(peer, len(frame))
+    def after_batch(self):
+        pass   # no deferred work: plaintext has no state machine
 
     # ---- keepalive --------------------------------------------------------------------
 
@@ -115,6 +95,7 @@ class PlaintextSessions:
             link, address = peer.active_path
             if link.send(address, b"") is None:
                 peer.last_sent = clock.seconds()
+            self.relay.datapath.flush_links()
         self._schedule_keepalive(peer)
 
     def peer_state(self, peer):

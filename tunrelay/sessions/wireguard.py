@@ -1,21 +1,24 @@
-"""WireGuard sessions: every message on every transport is a WireGuard message.
+"""WireGuard sessions: the control plane between the relay and the pure WireGuard core.
 
 Theory of operation
 -------------------
 The pure core (``tunrelay.crypto.session.WireGuardCore``, after the WireGuard whitepaper
 §5-§6) authenticates peers by static key during the Noise_IKpsk2 handshake and by receiver
-index afterwards. Sources and destinations are opaque to it; here they are (link, address)
-pairs, so one core serves UDP, TCP and Ethernet alike. This adapter only translates:
+index afterwards. Its peers are the relay's ``Peer`` objects (opaque to it) and its
+sources and destinations are (link, address) pairs, so one core serves UDP, TCP and
+Ethernet alike. Data messages never come here: the data path (``tunrelay.datapath``)
+seals and opens them with the core's keypairs. This adapter feeds the core handshake and
+cookie messages (``control_message``), frames that must wait for a session (``stage``),
+paths and timers, and carries out the events the core returns:
 
-- ``Transmit`` -> ``link.send(address, data)``;
-- ``Deliver`` -> ``relay.frame_from_peer`` (the relay then runs the allowed-IPs source
-  check, the last step of the kernel's receive order);
-- ``EndpointChanged`` -> the path the peer is reachable on (roaming, RFC-less but as in
-  the whitepaper §2.1: the source of the last authenticated packet);
-- ``HandshakeComplete`` -> a one-line state change; ``Drop`` -> a counted drop.
+- ``Transmit`` -> the destination link (a data message counts as sent when the link takes it);
+- ``EndpointChanged`` -> the path the peer is reachable on (roaming: the source of the last
+  authenticated packet, whitepaper §2.1);
+- ``HandshakeInitiated`` -> the relay may look a hostname endpoint up again;
+- ``HandshakeComplete`` / ``SessionExpired`` -> a one-line state change; ``Drop`` -> a counted drop.
 
-Timers are the core's deadlines: one reactor call at ``next_deadline()``, recomputed at
-most once per reactor turn so a burst of packets costs one recomputation.
+Timers are the core's deadlines: one clock call at ``next_deadline()``, recomputed at most
+once per reactor turn after control events, and moved earlier by the data path's hints.
 
 A session whose handshake came over TCP checks strictly increasing counters; UDP and
 Ethernet sessions use the RFC 6479 sliding window. A TCP connection that nobody has
@@ -25,18 +28,16 @@ carry an authenticated message within HANDSHAKE_DEADLINE seconds or it is closed
 
 import base64
 
+from tunrelay.constants import ENCRYPTED_LENGTH_PREFIX, HANDSHAKE_DEADLINE, MAX_PENDING_STREAMS
+from tunrelay.crypto.constants import PADDING_MULTIPLE, TAG_SIZE, TRANSPORT_HEADER_SIZE
 from tunrelay.crypto.events import (
-    Deliver, Drop, EndpointChanged, HandshakeComplete, PeerConfig, SessionExpired, Transmit,
+    Deliver, Drop, EndpointChanged, HandshakeComplete, HandshakeInitiated, PeerConfig, SessionExpired, Transmit,
 )
 from tunrelay.crypto.session import WireGuardCore
 from tunrelay.logs import log_state_change
-from tunrelay.twisted_io.deadline import CoreTimer
+from tunrelay.timers import CoreTimer
 
-__all__ = ["WireGuardSessions", "MAX_PENDING_STREAMS", "HANDSHAKE_DEADLINE"]
-
-MAX_PENDING_STREAMS = 64
-HANDSHAKE_DEADLINE = 15.0       # three REKEY_TIMEOUTs: room for a lost initiation and a cookie round
-_FRAME_REFUSALS = ("oversize", "empty_frame", "staged_overflow", "unknown_peer")
+__all__ = ["WireGuardSessions"]
 
 
 def _source_key(source):
@@ -50,23 +51,25 @@ def _source_bytes(source):
 
 
 class WireGuardSessions:
-    stream_prefix = 4   # encrypted TCP: 4-byte length, so 64 KiB frames fit with their overhead
-    message_overhead = 16 + 15 + 16   # transport header, padding to 16, Poly1305 tag
+    stream_prefix = ENCRYPTED_LENGTH_PREFIX
+    message_overhead = TRANSPORT_HEADER_SIZE + PADDING_MULTIPLE - 1 + TAG_SIZE
 
     def __init__(self, relay, private_key, preshared_keys=None, rng=None):
         self.relay = relay
         self.clock = relay.clock
         self.preshared_keys = dict(preshared_keys or {})
         options = {"rng": rng} if rng is not None else {}
+        interface = relay.config.interface
         self.core = WireGuardCore(
-            # The relay trims padding itself (route_key parses the IP header anyway, also behind
-            # a vnet header), so the core need not parse it a second time.
-            private_key, trim_ip_padding=False, is_stream=lambda source: source[0].kind == "tcp",
-            rate_limit_key=_source_key, address_bytes=_source_bytes, **options)
-        self._core_configs = {}     # peer name -> PeerConfig given to the core
+            # The data path trims padding itself (it parses the IP header anyway), and a tap
+            # frame is sent unpadded, since nothing could trim it again.
+            private_key, trim_ip_padding=False, padding_limit=0 if interface.mode == "tap" else interface.mtu,
+            is_stream=lambda source: source[0].kind == "tcp", rate_limit_key=_source_key,
+            address_bytes=_source_bytes, **options)
+        self._core_configs = {}     # Peer -> PeerConfig given to the core
         self._pending = {}          # unauthenticated TCP link -> (address, DelayedCall)
         self._timer = CoreTimer(self.clock, self.core.next_deadline, self._fire)
-        self._handshakes = {}       # peer name -> completed handshakes (first one is not a rekey)
+        self._handshakes = {}       # Peer -> completed handshakes (the first one is not a rekey)
 
     # ---- peers ------------------------------------------------------------------------
 
@@ -74,23 +77,25 @@ class WireGuardSessions:
         config = peer.config
         return PeerConfig(public_key=base64.b64decode(config.public_key),
                           preshared_key=self.preshared_keys.get(config.name, bytes(32)),
-                          persistent_keepalive=float(config.keepalive or 0), peer_id=config.name)
+                          persistent_keepalive=float(config.keepalive or 0), peer_id=peer)
 
     def peer_added(self, peer):
         core_config = self._core_config(peer)
         self.core.add_peer(core_config)
-        self._core_configs[peer.name] = core_config
-        self._schedule()
+        self._core_configs[peer] = core_config
+        peer.wg = self.core.peer_handle(peer)
+        self._timer.rearm_soon()
 
     def peer_removed(self, peer):
-        if self._core_configs.pop(peer.name, None) is not None:
-            self.core.remove_peer(peer.name)
-        self._handshakes.pop(peer.name, None)
+        if self._core_configs.pop(peer, None) is not None:
+            self.core.remove_peer(peer)
+        peer.wg = None
+        self._handshakes.pop(peer, None)
 
     def peer_changed(self, peer):
         # A new key or keepalive needs a fresh core peer (and so a new handshake); a change
         # of allowed_ips or endpoint alone keeps the session.
-        if self._core_configs.get(peer.name) != self._core_config(peer):
+        if self._core_configs.get(peer) != self._core_config(peer):
             self.peer_removed(peer)
             self.peer_added(peer)
 
@@ -98,17 +103,17 @@ class WireGuardSessions:
 
     def path_known(self, peer, link, address):
         self.relay.path_opened(peer, link, address)
-        self.core.set_endpoint(peer.name, (link, address))
-        self._schedule()
+        self.core.set_endpoint(peer, (link, address))
+        self._timer.rearm_soon()
 
     def stream_opened(self, link, address, peer):
         if peer is not None:
             # We dialled again: the far side may have restarted and lost our session, and
             # would drop data under the old keys until the rekey timers noticed (15 s). A
             # fresh handshake costs one round trip.
-            self.core.forget_sessions(peer.name)
+            self.core.forget_sessions(peer)
             self.path_known(peer, link, address)
-            self._apply(self.core.send_keepalive(peer.name, self.clock.seconds()))
+            self._control(self.core.send_keepalive(peer, self.clock.seconds()))
             return True
         if len(self._pending) >= MAX_PENDING_STREAMS:
             self.relay.drops.drop("too_many_unauthenticated", None, link.describe(address))
@@ -129,99 +134,101 @@ class WireGuardSessions:
 
     def endpoint_moved(self, peer):
         """The peer's name now resolves elsewhere: handshake with the new address at once."""
-        if peer.name in self._core_configs:
-            self.core.forget_sessions(peer.name)
-            self._apply(self.core.send_keepalive(peer.name, self.clock.seconds()))
+        if peer in self._core_configs:
+            self.core.forget_sessions(peer)
+            self._control(self.core.send_keepalive(peer, self.clock.seconds()))
 
     def peer_dead(self, peer):
         """Silence past dead_peer_timeout: start over with a new handshake on the next frame."""
-        if peer.name in self._core_configs:
-            self.core.forget_sessions(peer.name)
-            self._schedule()
+        if peer in self._core_configs:
+            self.core.forget_sessions(peer)
+            self._timer.rearm_soon()
 
     def path_lost(self, peer):
         """The peer's active path closed: send over whatever path it has left."""
-        if peer.name in self._core_configs:
-            self.core.set_endpoint(peer.name, peer.active_path)
+        if peer in self._core_configs:
+            self.core.set_endpoint(peer, peer.active_path)
 
-    # ---- data -------------------------------------------------------------------------
+    # ---- from the data path -------------------------------------------------------------
 
-    def message_received(self, link, address, message):
-        events = []
-        peer_id, frame = self.core.receive(message, (link, address), self.clock.seconds(), events)
-        self._apply(events)   # before the frame, as a Deliver event would have come last
-        if frame is not None:
-            self._deliver(peer_id, frame)
+    def control_message(self, link, address, message, now):
+        """A handshake, cookie or malformed message from a link (inside a batch)."""
+        self.apply(self.core.datagram_received(message, (link, address), now))
 
-    def _deliver(self, peer_id, frame):
-        peer = self.relay.peers.get(peer_id)
-        if peer is not None:
-            self.relay.alive(peer)
-            self.relay.frame_from_peer(peer, frame)
+    def stage(self, peer, frame, now):
+        """A frame for a peer without a usable keypair: the core queues it and handshakes."""
+        self.apply(self.core.send_frame(peer, frame, now))
 
-    def send(self, peer, frame):
-        events = self.core.send_frame(peer.name, frame, self.clock.seconds())
-        for event in events:
-            if type(event) is Drop and event.reason in _FRAME_REFUSALS:
-                break
-        else:
-            self.relay.sent_to(peer, len(frame))
-        self._apply(events)
+    def after_batch(self):
+        """The batch's deferred core events (key rotations, roaming, rekeys) and deadline hint."""
+        core = self.core
+        events = core.take_events()
+        if events:
+            self.apply(events)
+        hint = core.take_deadline_hint()
+        if hint is not None:
+            self._timer.ensure_by(hint)
 
-    def _apply(self, events):
+    # ---- events -------------------------------------------------------------------------
+
+    def _control(self, events):
+        """Events produced outside a batch: apply them and send what they queued."""
+        self.apply(events)
+        self.relay.datapath.flush_links()
+
+    def apply(self, events):
         relay = self.relay
-        peers = relay.peers
         for event in events:
             kind = type(event)
             if kind is Transmit:
-                self._transmit(event, peers.get(event.peer_id))
-            elif kind is Deliver:
-                self._deliver(event.peer_id, event.frame)
+                self._transmit(event)
             elif kind is Drop:
                 source = event.source
-                relay.drops.drop(event.reason, peers.get(event.peer_id),
-                                 source[0].describe(source[1]) if source is not None else "")
+                relay.drops.drop(event.reason, event.peer_id, source[0].describe(source[1]) if source else "")
             elif kind is EndpointChanged:
-                self._authenticated(peers.get(event.peer_id), *event.new_source)
+                self._authenticated(event.peer_id, *event.new_source)
+            elif kind is HandshakeInitiated:
+                relay.rehandshaking(event.peer_id)
             elif kind is HandshakeComplete:
                 count = self._handshakes.get(event.peer_id, 0) + 1
                 self._handshakes[event.peer_id] = count
-                log_state_change("handshake" if count == 1 else "rekey", event.peer_id)
+                log_state_change("handshake" if count == 1 else "rekey", event.peer_id.name)
             elif kind is SessionExpired:
-                log_state_change("peer_down", event.peer_id, reason="session expired")
-        self._schedule()
+                log_state_change("peer_down", event.peer_id.name, reason="session expired")
+            elif kind is Deliver:   # only from a transport message the core opened itself
+                relay.datapath.receiver.deliver(event.peer_id, event.frame)
+        self._timer.rearm_soon()
 
-    def _transmit(self, event, peer):
+    def _transmit(self, event):
+        peer = event.peer_id
         if event.destination is None:
             self.relay.drops.drop("no_endpoint", peer)
             return
-        if peer is not None and event.data[:1] == b"\x01":  # an initiation: a rehandshake
-            self.relay.rehandshaking(peer)
         link, address = event.destination
         reason = link.send(address, event.data)
         if reason is not None:
             self.relay.drops.drop(reason, peer)
+        elif event.payload and peer is not None:   # a staged frame, sealed at last
+            counters = peer.counters
+            counters.tx_packets += 1
+            counters.tx_bytes += event.payload
+            peer.last_sent = self.clock.seconds()
 
     def _authenticated(self, peer, link, address):
         """An authenticated message arrived from (link, address): that is where the peer is."""
-        if peer is None:
-            return
         self.stream_closed(link)  # a pending TCP connection is pending no more
         self.relay.path_opened(peer, link, address)
         self.relay.heard_from(peer, link, address)
 
     # ---- timers -----------------------------------------------------------------------
 
-    def _schedule(self):
-        self._timer.rearm_soon()
-
     def _fire(self):
-        self._apply(self.core.tick(self.clock.seconds()))
+        self._control(self.core.tick(self.clock.seconds()))
 
     # ---- status -----------------------------------------------------------------------
 
     def peer_state(self, peer):
-        status = self.core.peer_status(peer.name)
+        status = self.core.peer_status(peer)
         if status["has_session"]:
             session = "established"
         elif status["staged"]:

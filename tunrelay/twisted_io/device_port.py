@@ -1,16 +1,18 @@
-"""Reactor adapter for the tun/tap descriptor: read frames into the relay, write frames out.
+"""Reactor adapter for the tun/tap descriptor: a batch of frames in, gathered writes out.
 
-Reads are batched (up to DEVICE_READS_PER_TURN frames per readable event) so a busy device
-cannot starve the sockets, and each read is sized for a 64 KiB frame. Writes go straight to
-the descriptor: the kernel either takes a frame whole or refuses it, and a refusal is a
-drop with a reason, never a queue.
+One readable event reads up to DEVICE_READS_PER_TURN frames (each read sized for a 64 KiB
+frame behind a virtio-net header) and hands them to the data path as one batch, so a busy
+device cannot starve the sockets and the send path works per batch. Writes are lists of
+buffers for one ``writev`` each (a virtio-net header, then a packet or a coalesced run's
+headers and payload views): the kernel takes a write whole or refuses it, and a refusal
+is a drop with a reason, never a queue.
 """
 
 import errno
-
-from twisted.internet.abstract import FileDescriptor
+import os
 
 from tunrelay.constants import DEVICE_READ_SIZE, DEVICE_READS_PER_TURN
+from tunrelay.twisted_io.readers import add_reader
 
 __all__ = ["DevicePort"]
 
@@ -23,39 +25,46 @@ _WRITE_ERRORS = {
 }
 
 
-class DevicePort(FileDescriptor):
-    def __init__(self, device, relay, reactor=None):
-        FileDescriptor.__init__(self, reactor)
+class DevicePort:
+    def __init__(self, device, datapath, reactor):
         self.device = device
-        self.relay = relay
-        self.connected = 1
+        self.datapath = datapath
+        self.reactor = reactor
+        self.vnet = device.vnet                    # every read and write carries a virtio-net header
+        self.super_packets = device.super_packets  # reads may be TSO super-packets
+        self._reader = None
 
-    def fileno(self):
-        return self.device.fd if self.device.fd is not None else -1
+    def start(self):
+        self._reader = add_reader(self.reactor, self.device.fd, self._readable, "the device")
 
-    def doRead(self):
-        read = self.device.read
-        deliver = self.relay.device_frame
+    def stop(self):
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+
+    def _readable(self):
+        fd, read = self.device.fd, os.read
+        frames = []
         for _ in range(DEVICE_READS_PER_TURN):
             try:
-                frame = read(DEVICE_READ_SIZE)
+                frames.append(read(fd, DEVICE_READ_SIZE))
             except BlockingIOError:
-                return None
+                break
             except OSError as error:
                 if error.errno == errno.EINTR:
                     continue
-                self.relay.drops.drop("device_read_error", None, error.strerror)
-                return None
-            deliver(frame)
-        return None
+                self.datapath.drops.drop("device_read_error", None, error.strerror)
+                break
+        if frames:
+            self.datapath.from_device(frames)
 
-    def write(self, frame):
-        """Write one frame; return a drop reason, or None when the kernel took it."""
-        try:
-            self.device.write(frame)
-        except OSError as error:
-            return _WRITE_ERRORS.get(error.errno, "device_error")
-        return None
-
-    def connectionLost(self, reason):
-        FileDescriptor.connectionLost(self, reason)
+    def write_many(self, writes):
+        """Write each list of buffers with one ``writev``; return [(index, drop reason)] for refusals."""
+        fd, writev = self.device.fd, os.writev
+        refused = []
+        for index, write in enumerate(writes):
+            try:
+                writev(fd, write)
+            except OSError as error:
+                refused.append((index, _WRITE_ERRORS.get(error.errno, "device_error")))
+        return refused

@@ -7,29 +7,24 @@ size; the kernel sends one large packet through its stack and cuts it as late as
 socket, which consecutive datagrams may share such a send: same destination, same size
 (a shorter one closes the group), at most GSO_MAX_SEGMENTS of them and UDP_MAX_PAYLOAD
 bytes in all. A datagram above GSO_MAX_SEGMENT_SIZE is sent on its own, since a segment
-must fit the path MTU.
+must fit the path MTU. A datagram may be given as several buffers (a WireGuard header and
+its ciphertext): the send gathers them, nothing is joined in Python.
 
 Receiving (UDP_GRO, Linux 5.0+): a socket with UDP_GRO set may be handed several
 datagrams of one flow coalesced in one buffer, with their size in a control message;
-``GroPort`` cuts them apart again before the relay sees them. A peer without GSO (or a
-socket without GRO) simply sees ordinary datagrams: the wire format is unchanged.
+the link cuts them apart again (as views) before the data path sees them. A peer without
+GSO (or a socket without GRO) simply sees ordinary datagrams: the wire format is unchanged.
 """
 
 import socket
 import struct
 
-from twisted.internet import udp
-from twisted.logger import Logger
+from tunrelay.constants import GSO_MAX_SEGMENT_SIZE, GSO_MAX_SEGMENTS, UDP_MAX_PAYLOAD
 
-from tunrelay.constants import UDP_MAX_PAYLOAD
-
-__all__ = ["GSO_MAX_SEGMENTS", "GSO_MAX_SEGMENT_SIZE", "GroPort", "SendBatcher", "enable_gro", "gso_supported",
-           "segment_option"]
+__all__ = ["GRO_CONTROL_SPACE", "SendBatcher", "coalesced_size", "enable_gro", "gso_supported", "segment_option"]
 
 UDP_SEGMENT, UDP_GRO = 103, 104      # <linux/udp.h>; not exported by Python's socket module
-GSO_MAX_SEGMENTS = 64                 # the kernel's UDP_MAX_SEGMENTS was 64 before Linux 6.3
-GSO_MAX_SEGMENT_SIZE = 1452           # fits a 1500-byte path over IPv6 (1472 over IPv4)
-_GRO_CONTROL_SPACE = socket.CMSG_SPACE(struct.calcsize("i"))
+GRO_CONTROL_SPACE = socket.CMSG_SPACE(struct.calcsize("i"))
 _SEGMENT_SIZE = struct.Struct("=H")
 _GRO_SIZE = struct.Struct("=i")
 
@@ -59,16 +54,17 @@ def segment_option(size):
 class _Group:
     __slots__ = ("address", "segment_size", "messages", "total", "closed")
 
-    def __init__(self, address, message, closed=False):
+    def __init__(self, address, message, size, closed=False):
         self.address = address
-        self.segment_size = len(message)
+        self.segment_size = size
         self.messages = [message]
-        self.total = len(message)
+        self.total = size
         self.closed = closed
 
 
 class SendBatcher:
-    """Datagrams queued during one reactor turn, grouped for UDP_SEGMENT sends."""
+    """Datagrams queued during one batch, grouped for UDP_SEGMENT sends. A message is a tuple
+    of buffers that together make one datagram."""
 
     def __init__(self, max_segments=GSO_MAX_SEGMENTS, max_segment_size=GSO_MAX_SEGMENT_SIZE):
         self.max_segments = max_segments
@@ -76,16 +72,15 @@ class SendBatcher:
         self._groups = []
         self.queued = 0
 
-    def add(self, address, message):
-        size = len(message)
+    def add(self, address, message, size):
         self.queued += 1
         if size > self.max_segment_size:
-            self._groups.append(_Group(address, message, closed=True))
+            self._groups.append(_Group(address, message, size, closed=True))
             return
         group = self._groups[-1] if self._groups else None
         if (group is None or group.closed or group.address != address or size > group.segment_size
                 or len(group.messages) >= self.max_segments or group.total + size > UDP_MAX_PAYLOAD):
-            self._groups.append(_Group(address, message))
+            self._groups.append(_Group(address, message, size))
             return
         group.messages.append(message)
         group.total += size
@@ -98,38 +93,9 @@ class SendBatcher:
         return [(group.address, group.segment_size, group.messages) for group in groups]
 
 
-def _coalesced_size(ancillary):
+def coalesced_size(ancillary):
+    """The segment size a UDP_GRO read reports, or 0 for an ordinary datagram."""
     for level, kind, data in ancillary:
         if level == socket.SOL_UDP and kind == UDP_GRO and len(data) >= _GRO_SIZE.size:
             return _GRO_SIZE.unpack_from(data)[0]
     return 0
-
-
-class GroPort(udp.Port):
-    """Twisted's UDP port, reading with recvmsg so that coalesced datagrams are cut apart."""
-
-    log = Logger()
-
-    def doRead(self):
-        read = 0
-        sock, protocol = self.socket, self.protocol
-        while read < self.maxThroughput:
-            try:
-                data, ancillary, _, address = sock.recvmsg(self.maxPacketSize, _GRO_CONTROL_SPACE)
-            except (BlockingIOError, ConnectionRefusedError):
-                return   # drained; or an ICMP error for an earlier send, which UDP cannot act on
-            except OSError as error:
-                protocol.receive_error(error)
-                return
-            read += len(data)
-            size = _coalesced_size(ancillary)
-            try:
-                if 0 < size < len(data):
-                    for start in range(0, len(data), size):
-                        protocol.datagramReceived(data[start:start + size], address)
-                else:
-                    protocol.datagramReceived(data, address)
-            except Exception:
-                # The relay counts and drops bad input itself; reaching here is a bug, and an
-                # exception out of doRead would make the reactor close the port for every peer.
-                self.log.failure("datagram handling failed")

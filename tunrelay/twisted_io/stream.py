@@ -19,8 +19,9 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from tunrelay.config import OFFLOAD_SUPER_PACKETS
 from tunrelay.constants import STREAM_READ_SIZE, TCP_BACKLOG_BYTES
-from tunrelay.forwarding.offload import VNET_HEADER
+from tunrelay.datapath.vnet import VNET_HEADER
 from tunrelay.protocol.framing import FramingError, StreamDecoder, encode
 
 __all__ = ["FramedConnection", "InboundFactory", "OutboundFactory"]
@@ -37,7 +38,8 @@ class FramedConnection(Protocol):
         self.address = None
         sessions = relay.sessions
         self.prefix_size = sessions.stream_prefix
-        largest = relay.config.max_frame_size + (VNET_HEADER + 64 if relay.offload else 0)  # TSO6 super-packets
+        super_packets = relay.config.interface.offload == OFFLOAD_SUPER_PACKETS
+        largest = relay.config.max_frame_size + (VNET_HEADER + 64 if super_packets else 0)  # TSO6 super-packets
         self.decoder = StreamDecoder(largest + sessions.message_overhead, self.prefix_size)
         self.closed = False
         self.paused = False
@@ -52,15 +54,23 @@ class FramedConnection(Protocol):
     def close_path(self, address):
         self.transport.loseConnection()
 
-    def send(self, address, message):
+    def send(self, address, data, body=None):
+        """Write one framed message: ``data``, or a WireGuard header ``data`` and its ``body``."""
         if self.closed:
             return "path_closed"
+        parts = (data,) if body is None else (data, body)
+        size = len(data) if body is None else len(data) + len(body)
         if self.paused:
-            if self.backlog + len(message) > TCP_BACKLOG_BYTES:
+            if self.backlog + size > TCP_BACKLOG_BYTES:
                 return "tx_queue_full"
-            self.backlog += len(message) + self.prefix_size
-        self.transport.writeSequence((encode(message, self.prefix_size), message))
+            self.backlog += size + self.prefix_size
+        # Twisted takes bytes only; a plaintext frame may be a view into the device's read.
+        self.transport.writeSequence((encode(size, self.prefix_size),)
+                                     + tuple(part if type(part) is bytes else bytes(part) for part in parts))
         return None
+
+    def flush(self):
+        """Nothing queued here: Twisted writes the stream when the socket is writable."""
 
     # -- IPushProducer: the transport tells us when its buffers are full --
     def pauseProducing(self):
@@ -109,9 +119,9 @@ class FramedConnection(Protocol):
             self.relay.drops.drop(error.reason, self.relay.peer_of_path(self, self.address), str(error))
             self.transport.abortConnection()
             return
-        receive = self.relay.message_received
-        for message in messages:
-            receive(self, self.address, message)
+        if messages:
+            address = self.address
+            self.relay.datapath.received(self, [(address, message) for message in messages])
 
     def connectionLost(self, reason):
         self.closed = True

@@ -1,0 +1,148 @@
+"""The data path end to end in memory: two encrypted relays, two memory devices, batches across.
+
+What the kernel would see on the far device is checked exactly: ordinary packets arrive
+byte for byte, a batch of one TCP flow's segments arrives as one coalesced super-packet
+that scapy accepts, tap frames arrive without WireGuard's padding, and the counters say
+what crossed.
+"""
+
+import struct
+import textwrap
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import ARP, Ether
+
+from tunrelay.crypto import keys
+from tunrelay.datapath.vnet import GSO_TCPV4
+from tunrelay.testing import RelayPair, from_device, ipv4_packet
+
+KEY_A, KEY_B = keys.generate_private_key(), keys.generate_private_key()
+
+
+def config(own, peer_ip, peer_key, mode="tun", offload=""):
+    return textwrap.dedent("""\
+        interface: {name: tr0, mode: %s, mtu: 1420, addresses: [198.51.100.%d/24]%s}
+        private_key_file: unused.key
+        peers:
+          - name: peer%d
+            public_key: "%s"
+            endpoint: "udp://192.0.2.%d:51820"
+            allowed_ips: [198.51.100.%d/32]
+        """) % (mode, own, offload, peer_ip, keys.encode_key(keys.public_key(peer_key)), peer_ip, peer_ip)
+
+
+def pair(mode="tun", offload=""):
+    relays = RelayPair(config(1, 2, KEY_B, mode, offload), config(2, 1, KEY_A, mode, offload),
+                       key_a=KEY_A, key_b=KEY_B, batched=True)
+    relays.ping_both_ways() if mode == "tun" else None
+    return relays
+
+
+def segments(count, size=1368, seq=1000, flags="A"):
+    return [bytes(IP(src="198.51.100.1", dst="198.51.100.2", id=i) /
+                  TCP(sport=40000, dport=5201, seq=seq + i * size, ack=7, flags=flags if i == count - 1 else "A")
+                  / (bytes([i % 256]) * size)) for i in range(count)]
+
+
+def test_a_batch_of_one_flow_arrives_as_one_coalesced_write():
+    relays = pair()
+    before = len(relays.b.device.writes)
+    burst = segments(30, flags="PA")
+    from_device(relays.a, *burst)
+    writes = relays.b.device.writes[before:]
+    assert len(writes) == 1, "one device write for the whole run"
+    header, frame = writes[0]
+    assert header.gso_type == GSO_TCPV4 and header.gso_size == 1368
+    merged = IP(frame[10:])
+    assert bytes(merged[TCP].payload) == b"".join(bytes(IP(s)[TCP].payload) for s in burst)
+    assert "P" in merged[TCP].flags
+    fresh = merged.copy()
+    fresh[TCP].chksum = None
+    assert IP(bytes(fresh))[TCP].chksum == merged[TCP].chksum   # what the kernel will verify
+    peer = relays.b.peers["peer1"]
+    assert peer.counters.rx_packets == 31 and relays.a.peers["peer2"].counters.tx_packets == 31
+
+
+def test_every_packet_of_a_batch_is_sealed_into_its_own_mtu_sized_message():
+    relays = pair()
+    sent_before = len(relays.link_a.sent)
+    from_device(relays.a, *segments(10))
+    messages = [message for _, message in relays.link_a.sent[sent_before:]]
+    assert len(messages) == 10 and all(message[0] == 4 for message in messages)
+    assert all(len(message) <= 1420 + 32 for message in messages)   # padded at most to the MTU
+
+
+def test_ordinary_packets_arrive_byte_exact_in_order():
+    relays = pair()
+    packets = [ipv4_packet("198.51.100.1", "198.51.100.2", bytes([n % 256]) * n, protocol=1) for n in (1, 15, 16, 17, 1391)]
+    before = len(relays.b.device.written)
+    from_device(relays.a, *packets)
+    assert relays.b.device.written[before:] == packets
+
+
+def test_no_coalescing_without_virtio_headers():
+    relays = pair(offload=", offload: false")
+    before = len(relays.b.device.written)
+    burst = segments(5)
+    from_device(relays.a, *burst)
+    assert relays.b.device.written[before:] == burst and relays.b.device.writes[-1][0] is None
+
+
+def test_a_kernel_that_refuses_coalesced_writes_gets_every_packet_one_by_one():
+    relays = pair()
+    relays.b.device.refuse_coalesced = True
+    before = len(relays.b.device.written)
+    burst = segments(4)
+    from_device(relays.a, *burst)
+    assert relays.b.device.written[before:] == burst
+    assert not relays.b.datapath.coalescer.tcp and not relays.b.drops.counters.drops
+
+
+@pytest.mark.parametrize("size", [42, 60, 61, 1514])
+def test_tap_frames_arrive_without_padding(size):
+    relays = pair("tap")
+    frame = bytes(Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="198.51.100.1",
+                                                                                 pdst="198.51.100.2"))
+    frame += bytes(size - len(frame))
+    from_device(relays.a, frame)
+    assert relays.b.device.written == [frame]   # byte-exact: no WireGuard padding on the far tap
+    transport = [message for _, message in relays.link_a.sent if message[0] == 4][-1]
+    assert len(transport) == 32 + size
+
+
+def test_tun_padding_stops_at_the_mtu():
+    relays = pair()
+    full = ipv4_packet("198.51.100.1", "198.51.100.2", bytes(1420 - 20))
+    from_device(relays.a, full)
+    assert len(relays.link_a.sent[-1][1]) == 1420 + 32   # 1420 is not a multiple of 16: capped, not 1424
+    assert relays.b.device.written[-1] == full
+    from_device(relays.a, ipv4_packet("198.51.100.1", "198.51.100.2", bytes(1)))
+    assert (len(relays.link_a.sent[-1][1]) - 32) % 16 == 0   # small packets still padded
+
+
+@pytest.mark.parametrize("link_comes_back", [False, True])
+def test_a_frame_waiting_for_a_handshake_counts_as_sent_only_if_it_leaves(link_comes_back):
+    relays = RelayPair(config(1, 2, KEY_B), config(2, 1, KEY_A), key_a=KEY_A, key_b=KEY_B, batched=True)
+    relays.link_a.refuse_with = "underlay_down"   # the initiation cannot leave either
+    from_device(relays.a, ipv4_packet("198.51.100.1", "198.51.100.2", b"waits"))
+    peer = relays.a.peers["peer2"]
+    assert peer.counters.tx_packets == 0
+    if link_comes_back:
+        relays.link_a.refuse_with = None
+    for _ in range(25):   # past every retransmission (REKEY_ATTEMPT_TIME)
+        relays.clock.advance(6)
+    if link_comes_back:
+        assert peer.counters.tx_packets == 1 and not peer.counters.drops["handshake_timeout"]
+        assert relays.b.device.written[-1].endswith(b"waits")
+    else:
+        assert peer.counters.tx_packets == 0 and peer.counters.drops["handshake_timeout"] == 1
+
+
+def test_device_frames_and_their_counters_in_one_batch():
+    relays = pair()
+    counters = relays.a.device_counters
+    rx_before = counters.rx_packets
+    from_device(relays.a, *segments(3))
+    assert counters.rx_packets == rx_before + 3
+    assert struct.unpack("!H", relays.b.device.writes[-1][1][10 + 2:10 + 4])[0] == 20 + 20 + 3 * 1368
