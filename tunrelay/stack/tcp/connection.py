@@ -77,10 +77,10 @@ class TcpStateError(RuntimeError):
 
 
 class TcpConnection:
-    def __init__(self, stack, listener, remote_address, syn, iss, local_mss, now):
+    def __init__(self, stack, listener, local_address, remote_address, syn, iss, local_mss, now):
         self._stack = stack
         self.listener = listener
-        self.local_address = stack.address
+        self.local_address = bytes(local_address)
         self.local_port = syn.destination_port
         self.remote_address = bytes(remote_address)
         self.remote_port = syn.source_port
@@ -88,7 +88,7 @@ class TcpConnection:
         self.state = SYN_RECEIVED
         self.created = now
         scaling = syn.window_scale is not None
-        peer_mss = syn.mss if syn.mss is not None else stack.default_send_mss
+        peer_mss = syn.mss if syn.mss is not None else stack.default_send_mss(local_address)
         self.send_mss = max(min(peer_mss, local_mss), MIN_SEND_MSS)
         self.local_mss = local_mss
         self.timestamps = syn.timestamp is not None
@@ -117,12 +117,16 @@ class TcpConnection:
 
     # -- addresses, for getHost()/getPeer() -----------------------------------------------
     @property
+    def family(self):
+        return socket.AF_INET6 if len(self.local_address) == 16 else socket.AF_INET
+
+    @property
     def host(self):
-        return socket.inet_ntoa(self.local_address), self.local_port
+        return socket.inet_ntop(self.family, self.local_address), self.local_port
 
     @property
     def peer(self):
-        return socket.inet_ntoa(self.remote_address), self.remote_port
+        return socket.inet_ntop(self.family, self.remote_address), self.remote_port
 
     def __repr__(self):
         return "<TcpConnection %s:%d <- %s:%d %s>" % (self.host + self.peer + (self.state,))
@@ -237,7 +241,7 @@ class TcpConnection:
             timestamp=timestamp, sack_blocks=sack_blocks)
         if flags & ACK:
             receiver.ack_sent()
-        self._stack._transmit(self.remote_address, segment)
+        self._stack._transmit(self.local_address, self.remote_address, segment)
 
     def _ts_value(self, now):
         return (int(now * TIMESTAMP_HZ) + self._ts_offset) & SEQ_MASK
@@ -382,7 +386,7 @@ class TcpConnection:
         if seg.ack != seq_add(self.sender.iss, 1):
             # RFC 9293 §3.10.7.4 SYN-RECEIVED: an unacceptable ACK gets <SEQ=SEG.ACK><RST>.
             self._stack._drop("bad_handshake_ack")
-            self._stack._reset_reply(self.remote_address, seg, now)
+            self._stack._reset_reply(self.local_address, self.remote_address, seg, now)
             return False
         if not self.listener.admit(self):
             self._stack._drop("accept_queue_full")

@@ -15,8 +15,12 @@ SEQ_MASK = SEQ_MODULUS - 1
 SEQ_HALF = 1 << 31
 
 # --- segment sizes (RFC 9293 §3.7.1, RFC 6691) ----------------------------------------
-# The send MSS a peer implies by omitting the option.
+# The send MSS a peer implies by omitting the option: 576 - 40 over IPv4, and over IPv6
+# the minimum MTU less 60 bytes of headers (RFC 8200 §8.3).
 DEFAULT_SEND_MSS = 536
+DEFAULT_SEND_MSS_IPV6 = 1220
+# How much larger the IPv6 header is than IPv4's, and so how much less the IPv6 MSS.
+IPV6_HEADER_EXTRA = 20
 # What we advertise by default: a 1500-byte MTU minus 40 bytes of IPv4 and TCP header.
 DEFAULT_LOCAL_MSS = 1460
 # A peer advertising a tiny MSS would make us cut every byte of the send buffer into
