@@ -98,7 +98,6 @@ class Relay:
         self.peers = {}
         self._bindings = {}           # (link, address) -> Peer
         self.responder = None         # a ResponderPort, attached by the service when configured
-        self._responder_address = None
         self.endpoint_refresh = None  # callable(peer): resolve a hostname endpoint again (set by the service)
         self._liveness_call = None
         self._liveness_since = clock.seconds()
@@ -308,7 +307,7 @@ class Relay:
 
     def _route(self, version, destination, frame, ingress):
         """The responder's address, else the owner of the destination's allowed IPs, else the kernel."""
-        if self.responder is not None and version == 4 and destination == self._responder_address:
+        if self.responder is not None and self.responder.owns(version, destination):
             for packet in (self._packets(frame) if self.offload else (frame,)):
                 self.responder.frame_received(packet)
             return
@@ -405,7 +404,6 @@ class Relay:
 
     def attach_responder(self, responder):
         self.responder = responder
-        self._responder_address = int(responder.config.address)
 
     def _frame_from_port(self, frame, ingress):
         try:
