@@ -101,7 +101,7 @@ class TcpConnection:
                                  else MAX_SACK_BLOCKS)
         payload_mss = self.send_mss - (TIMESTAMP_OPTION_LENGTH if self.timestamps else 0)
         self.receiver = Receiver(syn.seq, local_mss, LOCAL_WINDOW_SHIFT if scaling else 0)
-        self.sender = Sender(iss, payload_mss, stack.stats)
+        self.sender = Sender(iss, payload_mss, stack.stats, sack=self.sack)
         # RFC 7323 §2.2: the window in a SYN is never scaled; the peer's shift applies after.
         self.sender.set_window(syn.window, syn.seq, iss)
         self.sender.shift = syn.window_scale if scaling else 0
@@ -179,8 +179,9 @@ class TcpConnection:
 
     # -- timers ----------------------------------------------------------------------
     def deadline(self):
-        candidates = [t for t in (self.sender.timer, self.receiver.ack_deadline,
-                                  self.time_wait_deadline, self.fin_wait_2_deadline)
+        candidates = [t for t in (self.sender.timer, self.sender.loss_deadline,
+                                  self.receiver.ack_deadline, self.time_wait_deadline,
+                                  self.fin_wait_2_deadline)
                       if t is not None]
         return min(candidates) if candidates else None
 
@@ -195,6 +196,11 @@ class TcpConnection:
             return
         if self.receiver.ack_deadline is not None and now >= self.receiver.ack_deadline:
             self._send_ack(now)
+        if self.sender.loss_deadline is not None and now >= self.sender.loss_deadline:
+            # Before the RTO: a loss probe due at the same time replaces it.
+            for transmission in self.sender.on_loss_timer(now):
+                self._send_transmission(transmission, now)
+            self._output(now)
         if self.sender.timer is not None and now >= self.sender.timer:
             self._timer_fired(now)
 
@@ -400,7 +406,7 @@ class TcpConnection:
         """Step five; False when the segment must not be processed further."""
         pure = not (seg.payload or seg.syn or seg.fin)
         status, retransmit = self.sender.on_ack(seg.ack, seg.seq, seg.window, pure, now,
-                                                self._echo_rtt(seg, now))
+                                                self._echo_rtt(seg, now), seg.sack_blocks)
         if status != ACK_OK:
             self._stack._drop("ack_" + status)
             self._challenge_ack(now)
@@ -437,7 +443,7 @@ class TcpConnection:
     def _enter_time_wait(self, now):
         self.state = TIME_WAIT
         self.fin_wait_2_deadline = None
-        self.sender.timer = None
+        self.sender.cancel_timers()
         self.receiver.ack_deadline = None
         self.time_wait_deadline = now + TIME_WAIT_DURATION
         self._report_lost(events.LOST_DONE)
@@ -469,7 +475,7 @@ class TcpConnection:
     def _terminate(self):
         """Forget everything; used by the stack when it removes the connection."""
         self.state = CLOSED
-        self.sender.timer = None
+        self.sender.cancel_timers()
         self.receiver.ack_deadline = None
         self.time_wait_deadline = None
         self.fin_wait_2_deadline = None
