@@ -24,6 +24,7 @@ from dataclasses import replace
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
 
+from tunrelay.control.protocol import status_document
 from tunrelay.responder.services import make_factory
 from tunrelay.responder.transport import StackTransport, twisted_address
 from tunrelay.stack.faults import FaultInjector
@@ -52,10 +53,11 @@ class ResponderPort:
         self.interface = ResponderInterface(mode, config.addresses, config.mac if mode == "tap" else None,
                                             mtu, tcp=self.tcp)
         self._owned = frozenset((address.version, int(address)) for address in config.addresses)
-        self._status = status
+        # The http service shows what ``tunrelay status --json`` prints: the snapshot, timed.
+        self._status = lambda: status_document(status(), self.now())
         self.factories = {}
         for port, spec in config.services:
-            self.factories[port] = make_factory(spec, status)
+            self.factories[port] = make_factory(spec, self._status)
             self.tcp.listen(port)
         self.faults = FaultInjector(*config.faults) if config.faults else None
         self.transports = {}                  # core connection -> StackTransport
