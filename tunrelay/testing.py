@@ -11,7 +11,8 @@ from twisted.internet.testing import StringTransport
 from tunrelay import config as configuration
 from tunrelay.relay import Relay
 
-__all__ = ["MemoryDevice", "MemoryLink", "MemoryTCPTransport", "RelayPair", "relay_from_yaml", "ipv4_packet"]
+__all__ = ["MemoryDevice", "MemoryLink", "MemoryTCPTransport", "RelayPair", "relay_from_yaml",
+           "relay_with_responder", "ipv4_packet"]
 
 
 class MemoryDevice:
@@ -58,6 +59,19 @@ def relay_from_yaml(text, clock=None, private_key=None, preshared_keys=None):
     clock = clock if clock is not None else Clock()
     return Relay(configuration.parse(text), clock, MemoryDevice(), private_key=private_key,
                  preshared_keys=preshared_keys)
+
+
+def relay_with_responder(text, mode="tun", mtu=1420):
+    """A relay from ``text`` (which configures ``responder:``) with its responder attached and
+    started, on a fixed ISN secret; frames for it go in through ``relay.device_frame``."""
+    from tunrelay.responder.port import ResponderPort
+
+    relay = relay_from_yaml(text)
+    responder = ResponderPort(relay.config.responder, mode, mtu, relay.clock, relay.responder_output,
+                              relay.snapshot, isn_secret=b"k" * 32)
+    relay.attach_responder(responder)
+    responder.start()
+    return relay
 
 
 class RelayPair:

@@ -6,8 +6,7 @@ from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from twisted.internet.protocol import Factory, Protocol
 
 from tunrelay.responder import port as port_module
-from tunrelay.responder.port import ResponderPort
-from tunrelay.testing import relay_from_yaml
+from tunrelay.testing import relay_with_responder
 
 CLIENT, RESPONDER = "198.51.100.1", "198.51.100.9"
 
@@ -22,18 +21,13 @@ exploding = Factory.forProtocol(Exploding)
 
 @pytest.fixture
 def relay():
-    relay = relay_from_yaml("""\
+    return relay_with_responder("""\
 interface: {addresses: [198.51.100.1/24]}
 plaintext: true
 responder:
   address: 198.51.100.9
   services: {7: echo, 80: http, 99: "tests.unit.test_responder_port:exploding"}
 """)
-    responder = ResponderPort(relay.config.responder, "tun", 1420, relay.clock, relay.responder_output,
-                              relay.snapshot, isn_secret=b"k" * 32)
-    relay.attach_responder(responder)
-    responder.start()
-    return relay
 
 
 def replies(relay):
@@ -122,18 +116,13 @@ CLIENT6, RESPONDER6 = "2001:db8:1::1", "2001:db8:1::9"
 
 @pytest.fixture
 def relay6():
-    relay = relay_from_yaml("""\
+    return relay_with_responder("""\
 interface: {addresses: [198.51.100.1/24, "2001:db8:1::1/64"]}
 plaintext: true
 responder:
   address: [198.51.100.9, "2001:db8:1::9"]
   services: {7: echo}
 """)
-    responder = ResponderPort(relay.config.responder, "tun", 1420, relay.clock, relay.responder_output,
-                              relay.snapshot, isn_secret=b"k" * 32)
-    relay.attach_responder(responder)
-    responder.start()
-    return relay
 
 
 def replies6(relay):

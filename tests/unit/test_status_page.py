@@ -6,9 +6,8 @@ from html.parser import HTMLParser
 from scapy.layers.inet import IP, TCP
 
 from tunrelay.control.protocol import status_document
-from tunrelay.responder.port import ResponderPort
 from tunrelay.responder.status_page import REFRESH_SECONDS, render_page
-from tunrelay.testing import relay_from_yaml
+from tunrelay.testing import relay_with_responder
 
 CLIENT, RESPONDER = "198.51.100.1", "198.51.100.9"
 
@@ -114,16 +113,12 @@ def _get(relay, path, client_port):
 
 
 def test_the_page_and_status_json_hold_the_relays_status_document():
-    relay = relay_from_yaml("""\
+    relay = relay_with_responder("""\
 interface: {addresses: [198.51.100.1/24]}
 plaintext: true
 peers: [{name: b, endpoint: "udp://192.0.2.2:5000", allowed_ips: [198.51.100.2/32]}]
 responder: {address: 198.51.100.9, services: {80: http}}
 """)
-    responder = ResponderPort(relay.config.responder, "tun", 1420, relay.clock, relay.responder_output,
-                              relay.snapshot, isn_secret=b"k" * 32)
-    relay.attach_responder(responder)
-    responder.start()
     relay.clock.advance(1234.5)
     head, body = _get(relay, "/status.json", 40001)
     assert b"application/json" in head and b"no-store" in head

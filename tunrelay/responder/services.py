@@ -97,12 +97,8 @@ class _StatusPage(resource.Resource):
         return render_page(document)
 
 
-class _StatusJson(resource.Resource):
+class _StatusJson(_StatusPage):
     isLeaf = True
-
-    def __init__(self, status):
-        resource.Resource.__init__(self)
-        self.status = status
 
     def render_GET(self, request):
         request.setHeader(b"cache-control", b"no-store")

@@ -48,16 +48,16 @@ def ping(payload=b"ping", ident=0x4242, seq=1, src=PEER_IP, dst=OUR_IP, **ip_fie
     return IP(src=src, dst=dst, **ip_fields) / ICMP(type=8, id=ident, seq=seq) / payload
 
 
-def ip_packets(mode, frames):
+def ip_packets(mode, frames, layer=IP, ethertype=0x0800):
     """Parse emitted frames into scapy IP packets, checking the Ethernet header in tap mode."""
     packets = []
     for out in frames:
         if mode == "tun":
-            packets.append(IP(out))
+            packets.append(layer(out))
         else:
             ether = Ether(out)
-            assert ether.src == OUR_MAC and ether.type == 0x0800
-            packets.append(ether[IP])
+            assert ether.src == OUR_MAC and ether.type == ethertype
+            packets.append(ether[layer])
     return packets
 
 
@@ -160,15 +160,7 @@ def frame6(mode, ip_packet, eth_dst=OUR_MAC, eth_src=PEER_MAC):
 def ip6_packets(mode, frames):
     """Parse emitted frames into scapy IPv6 packets, checking the Ethernet header in tap mode."""
     from scapy.all import IPv6
-    packets = []
-    for out in frames:
-        if mode == "tun":
-            packets.append(IPv6(out))
-        else:
-            ether = Ether(out)
-            assert ether.src == OUR_MAC and ether.type == 0x86DD
-            packets.append(ether[IPv6])
-    return packets
+    return ip_packets(mode, frames, IPv6, 0x86DD)
 
 
 def assert_icmpv6_checksum_valid(packet):

@@ -63,6 +63,13 @@ def option(tcp, name):
     return None
 
 
+def fire(stack, clock):
+    """Jump to the stack's next deadline and poll; return the time it fired at."""
+    clock.now = stack.next_deadline()
+    stack.poll(clock.now)
+    return clock.now
+
+
 class Clock:
     def __init__(self, now=1000.0):
         self.now = now

@@ -10,7 +10,7 @@ from tunrelay.stack.tcp import CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, Con
 from tunrelay.stack.tcp.constants import (
     MIN_RTO, TLP_DELAYED_ACK_ALLOWANCE, TLP_MIN_PTO)
 
-from .helpers import Peer, flags, payload_of
+from .helpers import Peer, fire, flags, payload_of
 
 MSS = 1460
 RTT = 0.01
@@ -47,12 +47,6 @@ def end_of(tcp):
 
 def block(*segments):
     return segments[0].seq, end_of(segments[-1])
-
-
-def fire(stack, clock):
-    clock.now = stack.next_deadline()
-    stack.poll(clock.now)
-    return clock.now
 
 
 class TestEstablished:
