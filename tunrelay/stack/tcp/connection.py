@@ -30,9 +30,9 @@ and restart delivery and with it the receive window.
 Options. MSS and window scaling are negotiated from the peer's SYN (RFC 9293 §3.7.1,
 RFC 7323 §2). Timestamps (RFC 7323) and SACK-permitted (RFC 2018) are echoed when the
 SYN offers them: timestamps give an RTT sample on every ACK, which keeps both ends' RTOs
-from staying backed off after retransmissions, and SACK blocks (receiver side; blocks the
-peer sends us are ignored, as RFC 2018 allows) let a Linux sender recover several losses
-per window. Every segment but an RST then carries TSval (a 1 ms clock with a
+from staying backed off after retransmissions. SACK works both ways: our ACKs carry
+blocks, so a Linux sender recovers several losses per window, and the peer's blocks drive
+our own recovery (RFC 6675 with RACK-TLP, see sender.py). Every segment but an RST then carries TSval (a 1 ms clock with a
 per-connection offset, §5.4) and TS.Recent. PAWS (§5.3 R1) rejects a non-RST segment
 whose TSval is older than TS.Recent; TS.Recent is only taken from segments at or before
 Last.ACK.sent (§4.3). A segment without a timestamp after negotiation is processed like
