@@ -1,4 +1,5 @@
-"""The responder over IPv6 against Linux clients, in tun and tap: ping -6, curl -6, nc.
+"""The responder over IPv6 against Linux clients, in tun and tap: ping -6, curl -6, nc to
+echo and discard.
 
 One namespace; the kernel is the client through tr0 (tun: a route; tap: Neighbour
 Discovery). Data is sha256-checked. In tap mode the kernel holds a second address in the
@@ -30,7 +31,7 @@ def config(mode):
                           "addresses": ["198.51.100.1/24", KERNEL6 + "/64", SHARES_OUR_GROUP + "/64"]},
             "plaintext": True, "peers": [],
             "responder": {"address": ["198.51.100.9", RESPONDER6], "mac": "02:00:00:00:00:09",
-                          "services": {7: "echo", 80: "http"}}}
+                          "services": {7: "echo", 9: "discard", 80: "http"}}}
 
 
 def _addresses_settled(host):
@@ -64,6 +65,11 @@ def test_linux_clients_reach_the_responder_over_ipv6(lab, tmp_path, mode):
     with open(payload, "rb") as source, open(echoed, "wb") as sink:
         host.exec_to(["nc", "-6", "-N", "-w", "30", RESPONDER6, "7"], stdin=source, stdout=sink, timeout=150)
     assert sha256_of(echoed) == sha256_of(payload)
+    received_before = status(relay)["responder"]["tcp"]["segments_received"]
+    with open(payload, "rb") as source, open(os.devnull, "wb") as sink:
+        host.exec_to(["nc", "-6", "-N", "-w", "30", RESPONDER6, "9"], stdin=source, stdout=sink, timeout=150)
+    # discard took the 4 MiB: at least one segment per MSS of it arrived
+    assert status(relay)["responder"]["tcp"]["segments_received"] - received_before >= 4 * MIB // 1340
 
     wait_for(lambda: not _open_connections(host), 30, message="no open connection to the responder")
     responder = status(relay)["responder"]
