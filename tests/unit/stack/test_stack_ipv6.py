@@ -334,3 +334,17 @@ def test_mutated_valid_ipv6_packets_never_raise(seed, flips, mode):
     interface.frame_received(link, 0.0)
     interface.frame_received(frame6(mode, IPv6(raw(_SECOND))), 0.0)
     interface.poll(100.0)
+
+
+def test_incomplete_datagrams_stay_within_the_reassembly_bounds():
+    interface = interface6("tun")
+    for identification in range(limits.REASSEMBLY_MAX_DATAGRAMS * 3):
+        request = IPv6(src=PEER_IP6, dst=OUR_IP6) / IPv6ExtHdrFragment(id=identification) / \
+            ICMPv6EchoRequest(data=b"b" * 20000)
+        _send(interface, "tun", _fragments(request, 1280)[0])
+    reassembler = interface.ipv6.reassembler
+    assert len(reassembler) <= limits.REASSEMBLY_MAX_DATAGRAMS
+    assert reassembler.bytes_in_use <= limits.REASSEMBLY_MAX_TOTAL_BYTES
+    assert interface.drops["reasm6_evicted"] >= limits.REASSEMBLY_MAX_DATAGRAMS * 2
+    [reply] = _send(interface, "tun", ping6(b"still answering"))        # and nothing else suffers
+    assert reply[ICMPv6EchoReply].data == b"still answering"
