@@ -35,6 +35,7 @@ IFNAMSIZ = 16  # kernel limit including the terminating NUL
 OFFLOAD_STANDARD = "standard"            # virtio-net headers: coalesced device writes, ordinary reads
 OFFLOAD_SUPER_PACKETS = "super-packets"  # ...and TSO super-packet reads (tun), whole to peers that opt in
 OFFLOAD_OFF = "off"                      # one plain read and write per packet
+IPV6_MIN_MTU = 1280  # RFC 8200 §5
 
 
 class ConfigError(Exception):
@@ -68,10 +69,18 @@ class PeerConfig:
 
 @dataclass(frozen=True)
 class ResponderConfig:
-    address: ipaddress.IPv4Address
+    addresses: Tuple[ipaddress._BaseAddress, ...]   # at most one IPv4 and one IPv6
     mac: bytes                                  # used in tap mode
     services: Tuple[Tuple[int, str], ...] = ()  # (TCP port, "echo" | "discard" | "http" | "module:attribute")
     faults: Optional[Tuple[int, float, float, float]] = None   # (seed, drop, duplicate, reorder) for testing
+
+    @property
+    def address(self):
+        """The IPv4 address, else the IPv6 one: for readers that show a single address."""
+        return self.address_of(4) or self.address_of(6)
+
+    def address_of(self, version):
+        return next((address for address in self.addresses if address.version == version), None)
 
 
 @dataclass(frozen=True)
@@ -223,15 +232,17 @@ def _responder(reader, node, path, interface):
     if "address" not in fields:
         reader.problem(node, path + ".address", "is required")
         return None
-    address = reader.parsed(fields["address"], path + ".address", _responder_address)
-    if address is None:
+    addresses = _responder_addresses(reader, fields["address"], path + ".address", interface)
+    if not addresses:
         return None
     if "mac" in fields:
         mac = reader.parsed(fields["mac"], path + ".mac", endpoints.parse_mac)
         if mac is not None and mac[0] & 1:
             reader.problem(fields["mac"], path + ".mac", "must be a unicast MAC (first octet even)")
     else:
-        mac = bytes([0x02, 0x00]) + address.packed  # locally administered, unicast, stable
+        # Locally administered, unicast, stable: 02:00 and the last four bytes of an address.
+        named_after = next((address for address in addresses if address.version == 4), addresses[0])
+        mac = bytes([0x02, 0x00]) + named_after.packed[-4:]
     services = []
     service_nodes = fields.get("services")
     for port_node, spec_node in (reader.mapping(service_nodes, path + ".services", _AnyPort())
@@ -244,13 +255,34 @@ def _responder(reader, node, path, interface):
                 reader.problem(spec_node, port_path, problem)
             services.append((port_node, spec))
     faults = _faults(reader, fields["faults"], path + ".faults") if "faults" in fields else None
-    if any(address == own.ip for own in interface.addresses):
-        reader.problem(fields["address"], path + ".address", "%s is the interface's own address" % address)
-    elif not any(address in own.network for own in interface.addresses):
-        reader.problem(fields["address"], path + ".address",
-                       "%s is not inside any of interface.addresses, so nothing routes to it" % address)
-    return ResponderConfig(address=address, mac=mac if mac is not None else bytes(6), services=tuple(services),
-                           faults=faults)
+    return ResponderConfig(addresses=addresses, mac=mac if mac is not None else bytes(6),
+                           services=tuple(services), faults=faults)
+
+
+def _responder_addresses(reader, node, path, interface):
+    """One address or a list of them: at most one IPv4 and one IPv6, each on the interface."""
+    nodes = reader.sequence(node, path) if isinstance(node, yaml.SequenceNode) else [node]
+    addresses = []
+    for index, item in enumerate(nodes):
+        item_path = path if len(nodes) == 1 and item is node else "%s[%d]" % (path, index)
+        address = reader.parsed(item, item_path, _responder_address)
+        if address is None:
+            continue
+        if any(address.version == other.version for other in addresses):
+            reader.problem(item, item_path, "a second IPv%d address; give at most one IPv4 and one IPv6"
+                           % address.version)
+        elif any(address == own.ip for own in interface.addresses):
+            reader.problem(item, item_path, "%s is the interface's own address" % address)
+        elif not any(address in own.network for own in interface.addresses):
+            reader.problem(item, item_path,
+                           "%s is not inside any of interface.addresses, so nothing routes to it" % address)
+        elif address.version == 6 and interface.mtu < IPV6_MIN_MTU:
+            reader.problem(item, item_path, "IPv6 needs interface.mtu of at least %d" % IPV6_MIN_MTU)
+        else:
+            addresses.append(address)
+    if not nodes:
+        reader.problem(node, path, "must name at least one address")
+    return tuple(addresses)
 
 
 def _faults(reader, node, path):
@@ -274,9 +306,9 @@ class _AnyPort:
 
 def _responder_address(text):
     try:
-        address = ipaddress.IPv4Address(text.strip())
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
-        raise ValueError("%r is not an IPv4 address" % text) from None
+        raise ValueError("%r is not an IPv4 or IPv6 address" % text) from None
     if address.is_multicast or address.is_unspecified or address.is_loopback:
         raise ValueError("%s must be a unicast host address" % address)
     return address

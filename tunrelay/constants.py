@@ -15,6 +15,7 @@ DEVICE_READ_SIZE = 65536 + 64  # one read holds a full 64 KiB frame behind a vir
 DEVICE_READS_PER_TURN = 64    # frames read per wake-up: one batch for the send path
 MAX_COALESCED_IP_LENGTH = 65535   # a coalesced run is one IP packet
 UDP_MAX_COALESCED_PAYLOAD = 256   # UDP datagrams merged only up to this size: each must be checksummed in Python
+UDP_MAX_COALESCED_SEGMENTS = 64   # the kernel refuses a UDP GSO write of more (UDP_MAX_SEGMENTS: 64, 128 since 6.3)
 
 # --- framing ----------------------------------------------------------------
 PLAINTEXT_LENGTH_PREFIX = 2   # simpletun / usertunnel / OpenVPN-TCP: 2-byte big-endian length

@@ -84,7 +84,7 @@ class Relay:
         self.peers = {}
         self._bindings = {}           # (link, address) -> Peer
         self.responder = None         # a ResponderPort, attached by the service when configured
-        self.responder_address = None
+        self.responder_owns = None    # responder.owns(version, address), once one is attached
         self.endpoint_refresh = None  # callable(peer): resolve a hostname endpoint again (set by the service)
         self._liveness_call = None
         self._liveness_since = clock.seconds()
@@ -271,7 +271,7 @@ class Relay:
 
     def attach_responder(self, responder):
         self.responder = responder
-        self.responder_address = int(responder.config.address)
+        self.responder_owns = responder.owns
 
     def ports(self):
         """Every port of the switch: the device, the responder if any, then the peers."""

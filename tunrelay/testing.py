@@ -17,8 +17,8 @@ from tunrelay import config as configuration
 from tunrelay.datapath.vnet import PLAIN_HEADER, VNET_HEADER, VnetHeader
 from tunrelay.relay import Relay
 
-__all__ = ["MemoryDevice", "MemoryLink", "MemoryTCPTransport", "RelayPair", "relay_from_yaml", "ipv4_packet",
-           "from_device", "received"]
+__all__ = ["MemoryDevice", "MemoryLink", "MemoryTCPTransport", "RelayPair", "relay_from_yaml",
+           "relay_with_responder", "ipv4_packet", "from_device", "received"]
 
 
 class MemoryDevice:
@@ -111,6 +111,19 @@ def from_device(relay, *packets):
 def received(relay, link, address, *messages):
     """Messages arriving on ``link`` from ``address`` in one batch."""
     relay.datapath.received(link, [(address, message) for message in messages])
+
+
+def relay_with_responder(text, mode="tun", mtu=1420):
+    """A relay from ``text`` (which configures ``responder:``) with its responder attached and
+    started, on a fixed ISN secret; frames for it go in through ``from_device``."""
+    from tunrelay.responder.port import ResponderPort
+
+    relay = relay_from_yaml(text)
+    responder = ResponderPort(relay.config.responder, mode, mtu, relay.clock, relay.datapath.from_responder,
+                              relay.snapshot, isn_secret=b"k" * 32)
+    relay.attach_responder(responder)
+    responder.start()
+    return relay
 
 
 class RelayPair:

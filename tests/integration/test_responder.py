@@ -3,8 +3,11 @@
 One namespace; the kernel there is the client, reaching the responder through tr0 (tun: a
 route; tap: ARP and Ethernet). Each case runs on a clean link and again under 5% loss in
 each direction (nftables numgen on the kernel's output, the seeded fault injector on the
-responder's) plus reordering and duplication from the injector. Afterwards Linux holds no
-connection to the responder in any state but TIME-WAIT, and the responder sent few resets.
+responder's) plus reordering and duplication from the injector: once with Linux offering
+SACK (its default), which the responder answers with RFC 6675/RACK-TLP recovery, and once
+with net.ipv4.tcp_sack=0 in the namespace, which leaves it NewReno. Afterwards Linux holds
+no connection to the responder in any state but TIME-WAIT, and the responder sent few
+resets.
 """
 
 import hashlib
@@ -38,11 +41,14 @@ def drop_outgoing(host, percent):
     host.exec("nft", "add rule inet lossy out oifname tr0 numgen random mod 100 < %d drop" % percent)
 
 
-@pytest.mark.parametrize("lossy", [False, True], ids=["clean", "lossy"])
+@pytest.mark.parametrize("link", ["clean", "lossy", "lossy-without-sack"])
 @pytest.mark.parametrize("mode", ["tun", "tap"])
-def test_linux_clients_against_the_responder(lab, tmp_path, mode, lossy):
+def test_linux_clients_against_the_responder(lab, tmp_path, mode, link):
+    lossy = link != "clean"
     host = lab.host("r")
     relay = lab.relay(host, responder_config(mode, lossy))
+    if link == "lossy-without-sack":
+        host.exec("sysctl", "-qw", "net.ipv4.tcp_sack=0")
     if lossy:
         require_tool("nft")
         drop_outgoing(host, 5)
@@ -73,6 +79,10 @@ def test_linux_clients_against_the_responder(lab, tmp_path, mode, lossy):
     assert tcp.get("resets_sent", 0) <= 4, tcp   # no RST storm
     if lossy:
         assert status["responder"]["faults"]["dropped"] > 0 and tcp.get("retransmitted_segments", 0) > 0
+    if link == "lossy":
+        assert tcp.get("sack_recoveries", 0) > 0 and tcp.get("fast_retransmits", 0) == 0, tcp
+    elif link == "lossy-without-sack":
+        assert tcp.get("fast_retransmits", 0) > 0 and tcp.get("sack_recoveries", 0) == 0, tcp
     assert "Traceback" not in relay.log()
 
 

@@ -228,6 +228,13 @@ def test_udp_runs_are_verified_then_left_to_the_kernel_to_checksum():
     assert bytes(IP(frame)[UDP].payload) == b"".join(bytes([i]) * 64 for i in range(5)) + b"end"
 
 
+def test_udp_runs_stop_at_the_kernels_segment_limit():
+    from tunrelay.constants import UDP_MAX_COALESCED_SEGMENTS
+
+    frames, owners, _ = coalesce([udp_datagram(bytes(64)) for _ in range(3 * UDP_MAX_COALESCED_SEGMENTS)])
+    assert owners == [0, UDP_MAX_COALESCED_SEGMENTS, 2 * UDP_MAX_COALESCED_SEGMENTS]
+
+
 def test_udp_with_a_bad_checksum_or_too_large_is_written_alone():
     packets = [udp_datagram(bytes(64)), udp_datagram(bytes(64), bad=True), udp_datagram(bytes(64)),
                udp_datagram(bytes(UDP_MAX_COALESCED_PAYLOAD + 1)), udp_datagram(bytes(UDP_MAX_COALESCED_PAYLOAD + 1))]

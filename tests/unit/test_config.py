@@ -124,3 +124,35 @@ def test_check_command_exit_codes(tmp_path, capsys):
 def test_shipped_configs_are_valid():
     for path in ("etc/tunrelay.yaml", "etc/two-hosts.yaml"):
         assert load(path).interface.name
+
+
+RESPONDER_BASE = """\
+interface: {name: tr0, mtu: %d, addresses: [198.51.100.1/24, "2001:db8:1::1/64"]}
+plaintext: true
+responder:
+  address: %s
+"""
+
+
+def test_responder_takes_one_address_or_one_of_each_family():
+    config = parse(RESPONDER_BASE % (1420, '"2001:db8:1::9"'))
+    assert config.responder.addresses == (ipaddress.ip_address("2001:db8:1::9"),)
+    config = parse(RESPONDER_BASE % (1420, '[198.51.100.9, "2001:db8:1::9"]'))
+    assert [str(a) for a in config.responder.addresses] == ["198.51.100.9", "2001:db8:1::9"]
+    assert str(config.responder.address) == "198.51.100.9"
+    assert str(config.responder.address_of(6)) == "2001:db8:1::9"
+    assert config.responder.mac == bytes([2, 0, 198, 51, 100, 9])   # named after the IPv4 one
+
+
+@pytest.mark.parametrize("mtu,address,expected", [
+    (1420, "[198.51.100.9, 198.51.100.10]",
+     "t.yaml:4: responder.address[1]: a second IPv4 address; give at most one IPv4 and one IPv6"),
+    (1420, '"2001:db8:2::9"',
+     "t.yaml:4: responder.address: 2001:db8:2::9 is not inside any of interface.addresses, so nothing routes to it"),
+    (1420, '["2001:db8:1::1"]', "t.yaml:4: responder.address[0]: 2001:db8:1::1 is the interface's own address"),
+    (1200, '"2001:db8:1::9"', "t.yaml:4: responder.address: IPv6 needs interface.mtu of at least 1280"),
+    (1420, '"ff02::1"', "t.yaml:4: responder.address: ff02::1 must be a unicast host address"),
+    (1420, "[]", "t.yaml:4: responder.address: must name at least one address"),
+])
+def test_responder_address_mistakes(mtu, address, expected):
+    assert problems_of(RESPONDER_BASE % (mtu, address)) == [expected]

@@ -2,11 +2,11 @@
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from twisted.internet.protocol import Factory, Protocol
 
 from tunrelay.responder import port as port_module
-from tunrelay.responder.port import ResponderPort
-from tunrelay.testing import relay_from_yaml, from_device
+from tunrelay.testing import from_device, relay_with_responder
 
 CLIENT, RESPONDER = "198.51.100.1", "198.51.100.9"
 
@@ -21,18 +21,13 @@ exploding = Factory.forProtocol(Exploding)
 
 @pytest.fixture
 def relay():
-    relay = relay_from_yaml("""\
+    return relay_with_responder("""\
 interface: {addresses: [198.51.100.1/24]}
 plaintext: true
 responder:
   address: 198.51.100.9
   services: {7: echo, 80: http, 99: "tests.unit.test_responder_port:exploding"}
 """)
-    responder = ResponderPort(relay.config.responder, "tun", 1420, relay.clock, relay.datapath.from_responder,
-                              relay.snapshot, isn_secret=b"k" * 32)
-    relay.attach_responder(responder)
-    responder.start()
-    return relay
 
 
 def replies(relay):
@@ -112,3 +107,50 @@ def test_reloaded_services_take_effect_for_new_connections(relay):
                                                                             client_port=42002))
     old = send_data(relay, 7, established, b"kept", client_port=42000)  # the old connection carries on
     assert b"kept" in b"".join(bytes(p[TCP].payload) for p in old)
+
+
+# -- IPv6: the relay hands the responder what it owns -----------------------------------------
+
+CLIENT6, RESPONDER6 = "2001:db8:1::1", "2001:db8:1::9"
+
+
+@pytest.fixture
+def relay6():
+    return relay_with_responder("""\
+interface: {addresses: [198.51.100.1/24, "2001:db8:1::1/64"]}
+plaintext: true
+responder:
+  address: [198.51.100.9, "2001:db8:1::9"]
+  services: {7: echo}
+""")
+
+
+def replies6(relay):
+    relay.clock.advance(0)
+    packets = [IPv6(frame) for frame in relay.device.written]
+    relay.device.written.clear()
+    return packets
+
+
+def test_the_port_owns_exactly_its_addresses(relay6):
+    import ipaddress
+    owns = relay6.responder.owns
+    assert owns(4, int(ipaddress.ip_address(RESPONDER))) and owns(6, int(ipaddress.ip_address(RESPONDER6)))
+    assert not owns(6, int(ipaddress.ip_address(CLIENT6))) and not owns(4, int(ipaddress.ip_address(RESPONDER6)) & 0xFFFFFFFF)
+
+
+def test_ping6_and_tcp_echo_over_ipv6_through_the_relay(relay6):
+    from_device(relay6, bytes(IPv6(src=CLIENT6, dst=RESPONDER6) / ICMPv6EchoRequest(id=3, seq=4, data=b"six")))
+    (reply,) = replies6(relay6)
+    assert reply.src == RESPONDER6 and reply[ICMPv6EchoReply].data == b"six"
+    from_device(relay6, bytes(IPv6(src=CLIENT6, dst=RESPONDER6) / TCP(sport=40000, dport=7, flags="S", seq=1000)))
+    (synack,) = replies6(relay6)
+    assert synack[TCP].flags == "SA" and dict(synack[TCP].options)["MSS"] == 1420 - 60
+    from_device(relay6, bytes(IPv6(src=CLIENT6, dst=RESPONDER6) / TCP(sport=40000, dport=7, flags="PA", seq=1001,
+                                                                      ack=synack[TCP].seq + 1) / b"over six"))
+    echoed = b"".join(bytes(p[TCP].payload) for p in replies6(relay6))
+    assert echoed == b"over six"
+    [transport] = relay6.responder.transports.values()
+    assert (transport.getPeer().type, transport.getPeer().host) == ("TCP", CLIENT6)
+    assert type(transport.getPeer()).__name__ == "IPv6Address"
+    assert relay6.responder.snapshot()["addresses"] == [RESPONDER, RESPONDER6]

@@ -148,7 +148,7 @@ class Datapath:
         """The responder's address, else the owner of the destination's allowed IPs, else the
         kernel. ``head`` is the packet's ``IPV4_HEAD`` if the caller read it (for coalescing)."""
         relay = self.relay
-        if destination == relay.responder_address and version == 4:
+        if relay.responder_owns is not None and relay.responder_owns(version, destination):
             relay.responder.frame_received(bytes(packet))
             return
         from_peer = ingress is not DEVICE_PORT and ingress is not RESPONDER_PORT

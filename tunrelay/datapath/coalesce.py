@@ -13,7 +13,8 @@ never with a timer, and only
   equal payload sizes except a shorter last one, and nothing after a PSH; a run stays
   within 65535 bytes of IP packet;
 - UDP (USO, RFC 768) with the same addresses and ports, equal IP fields, equal sizes except
-  a shorter last one, and a verified checksum on every datagram.
+  a shorter last one, a verified checksum on every datagram, and at most
+  UDP_MAX_COALESCED_SEGMENTS of them (the kernel refuses more).
 
 Checksums. A UDP run is written with F_NEEDS_CSUM, so the kernel trusts it: every datagram's
 checksum is verified here first, which costs a sum over its bytes, so only datagrams up
@@ -36,7 +37,7 @@ refused write is counted against its peer.
 
 import struct
 
-from tunrelay.constants import MAX_COALESCED_IP_LENGTH, UDP_MAX_COALESCED_PAYLOAD
+from tunrelay.constants import MAX_COALESCED_IP_LENGTH, UDP_MAX_COALESCED_PAYLOAD, UDP_MAX_COALESCED_SEGMENTS
 
 from . import vnet
 
@@ -256,7 +257,8 @@ class Coalescer:
         run = self._open.get(key)
         if run is not None:
             if (not run.closed and same == run.same and payload <= run.gso_size
-                    and run.ip_total + payload <= MAX_COALESCED_IP_LENGTH):
+                    and run.ip_total + payload <= MAX_COALESCED_IP_LENGTH
+                    and len(run.packets) < UDP_MAX_COALESCED_SEGMENTS):
                 run.packets.append(packet)
                 run.ip_total += payload
                 if payload < run.gso_size:

@@ -21,15 +21,16 @@ protocol aborts that one connection and is logged; it never reaches the relay's 
 import os
 from dataclasses import replace
 
-from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
 
+from tunrelay.control.protocol import status_document
 from tunrelay.responder.services import make_factory
-from tunrelay.responder.transport import StackTransport
+from tunrelay.responder.transport import StackTransport, twisted_address
 from tunrelay.stack.faults import FaultInjector
 from tunrelay.stack.interface import ResponderInterface
 from tunrelay.stack.tcp import events as tcp_events
+from tunrelay.stack.tcp.constants import DEFAULT_LOCAL_MSS
 from tunrelay.stack.tcp.stack import TcpStack
 from tunrelay.timers import CoreTimer
 
@@ -46,13 +47,17 @@ class ResponderPort:
         self.config = config
         self.clock = clock
         self.emit = emit                      # callable([frames]): back into the relay's data path
-        self.tcp = TcpStack(config.address.packed, isn_secret or os.urandom(32))
-        self.interface = ResponderInterface(mode, config.address, config.mac if mode == "tap" else None,
+        # RFC 9293 §3.7.1: the MSS we offer is what the link carries less 40 bytes of headers.
+        self.tcp = TcpStack([address.packed for address in config.addresses], isn_secret or os.urandom(32),
+                            mss=min(DEFAULT_LOCAL_MSS, mtu - 40))
+        self.interface = ResponderInterface(mode, config.addresses, config.mac if mode == "tap" else None,
                                             mtu, tcp=self.tcp)
-        self._status = status
+        self._owned = frozenset((address.version, int(address)) for address in config.addresses)
+        # The http service shows what ``tunrelay status --json`` prints: the snapshot, timed.
+        self._status = lambda: status_document(status(), self.now())
         self.factories = {}
         for port, spec in config.services:
-            self.factories[port] = make_factory(spec, status)
+            self.factories[port] = make_factory(spec, self._status)
             self.tcp.listen(port)
         self.faults = FaultInjector(*config.faults) if config.faults else None
         self.transports = {}                  # core connection -> StackTransport
@@ -68,6 +73,10 @@ class ResponderPort:
 
     def now(self):
         return self.clock.seconds()
+
+    def owns(self, version, address):
+        """Whether a packet for IP ``version`` and ``address`` (an integer) is ours to take."""
+        return (version, address) in self._owned
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -167,7 +176,7 @@ class ResponderPort:
             connection.abort(self.now())
             return
         factory = self.factories.get(connection.host[1])
-        protocol = factory.buildProtocol(IPv4Address("TCP", *connection.peer)) if factory else None
+        protocol = factory.buildProtocol(twisted_address(connection, connection.peer)) if factory else None
         if protocol is None:
             connection.abort(self.now())
             return
@@ -204,6 +213,7 @@ class ResponderPort:
     def snapshot(self):
         counters = dict(self.interface.counters())
         counters["address"] = str(self.config.address)
+        counters["addresses"] = [str(address) for address in self.config.addresses]
         counters["tcp"] = dict(self.tcp.counters)
         counters["connections"] = len(self.transports)
         if self.faults is not None:

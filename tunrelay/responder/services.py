@@ -2,23 +2,25 @@
 
 Built-ins:
 - ``echo`` (RFC 862) and ``discard`` (RFC 863), from twisted.protocols.wire;
-- ``http``: a small twisted.web site: ``/`` shows the relay's status, and ``/bytes/N``
-  streams N deterministic pseudo-random bytes (the first 32 bytes are SHA-256 of "0",
-  the next of "1", ...) so a client can check a large download without a file on disk.
-  The body is produced through IPushProducer, so a slow client pauses the producer
+- ``http``: a small twisted.web site: ``/`` is the relay's status page (``status_page``),
+  ``/status.json`` the same status document as JSON (also ``/?format=json``), and
+  ``/bytes/N`` streams N deterministic pseudo-random bytes (the first 32 bytes are SHA-256
+  of "0", the next of "1", ...) so a client can check a large download without a file on
+  disk. The body is produced through IPushProducer, so a slow client pauses the producer
   instead of filling memory.
 """
 
 import hashlib
-import html
 import importlib
-import json
 
 from twisted.internet.interfaces import IProtocolFactory, IPushProducer
 from twisted.internet.protocol import Factory
 from twisted.protocols import wire
 from twisted.web import resource, server
 from zope.interface import implementer
+
+from tunrelay.control.protocol import encode_message
+from tunrelay.responder.status_page import render_page
 
 __all__ = ["BUILTINS", "check_service_spec", "make_factory", "deterministic_bytes"]
 
@@ -61,7 +63,7 @@ def check_service_spec(spec):
 
 
 def make_factory(spec, status):
-    """The factory for ``spec``; ``status()`` returns the relay snapshot for the http page."""
+    """The factory for ``spec``; ``status()`` returns the status document for the http page."""
     if spec == "echo":
         return Factory.forProtocol(wire.Echo)
     if spec == "discard":
@@ -69,6 +71,7 @@ def make_factory(spec, status):
     if spec == "http":
         root = _StatusPage(status)
         root.putChild(b"bytes", _GeneratedBytes())
+        root.putChild(b"status.json", _StatusJson(status))
         site = server.Site(root)
         site.displayTracebacks = False
         return site
@@ -86,19 +89,26 @@ class _StatusPage(resource.Resource):
         return resource.Resource.getChild(self, name, request)
 
     def render_GET(self, request):
-        snapshot = self.status()
+        document = self.status()
+        request.setHeader(b"cache-control", b"no-store")
         if request.args.get(b"format") == [b"json"]:
-            request.setHeader(b"content-type", b"application/json")
-            return json.dumps(snapshot, indent=2, default=str).encode()
+            return _json(request, document)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        rows = "".join(
-            "<tr><td>%s</td><td>%s</td><td>%d</td><td>%d</td></tr>" % (
-                html.escape(peer["name"]), html.escape(str(peer["endpoint"])), peer["rx_bytes"], peer["tx_bytes"])
-            for peer in snapshot["peers"])
-        interface = snapshot["interface"]
-        return (("<!doctype html><title>tunrelay %s</title><h1>tunrelay %s (%s)</h1>"
-                 "<table><tr><th>peer</th><th>endpoint</th><th>rx bytes</th><th>tx bytes</th></tr>%s</table>")
-                % (html.escape(interface["name"]), html.escape(interface["name"]), interface["mode"], rows)).encode()
+        return render_page(document)
+
+
+class _StatusJson(_StatusPage):
+    isLeaf = True
+
+    def render_GET(self, request):
+        request.setHeader(b"cache-control", b"no-store")
+        return _json(request, self.status())
+
+
+def _json(request, document):
+    """The document as ``tunrelay status --json``'s reply carries it (NaN and such as null)."""
+    request.setHeader(b"content-type", b"application/json")
+    return encode_message(document)
 
 
 class _GeneratedBytes(resource.Resource):

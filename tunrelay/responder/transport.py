@@ -12,19 +12,27 @@ Flow control the other way (IPushProducer side): a protocol that calls
 ``resumeProducing()``.
 """
 
+import socket
+
 from twisted.internet import error as twisted_error
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IConsumer, IPushProducer, ITransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tunrelay.stack.tcp.connection import TcpStateError
 
-__all__ = ["StackTransport", "HIGH_WATER", "LOW_WATER"]
+__all__ = ["StackTransport", "HIGH_WATER", "LOW_WATER", "twisted_address"]
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 _OVEROFFER = 64 * 1024
+
+
+def twisted_address(connection, host_and_port):
+    """The Twisted address object for one end (``connection.host`` or ``.peer``)."""
+    kind = IPv6Address if connection.family == socket.AF_INET6 else IPv4Address
+    return kind("TCP", *host_and_port)
 
 
 @implementer(ITransport, IConsumer, IPushProducer)
@@ -68,10 +76,10 @@ class StackTransport:
         self._port.flush_soon()
 
     def getPeer(self):
-        return IPv4Address("TCP", *self.connection.peer)
+        return twisted_address(self.connection, self.connection.peer)
 
     def getHost(self):
-        return IPv4Address("TCP", *self.connection.host)
+        return twisted_address(self.connection, self.connection.host)
 
     # ---- IConsumer: a producer feeding this transport ---------------------------------
 

@@ -42,7 +42,13 @@ def error_suppression_reason(header, payload, link_broadcast=False):
 
 
 class IcmpResponder:
-    """Builds ICMP messages; the caller wraps them in IPv4 towards the returned address."""
+    """Builds ICMP messages; the caller wraps them in IPv4 towards the returned address.
+
+    The ICMPv6 responder (``tunrelay.stack.icmpv6``) shares the rate limiting and the
+    counting; ``prefix`` names its counters.
+    """
+
+    prefix = "icmp"
 
     def __init__(self, drops=None, stats=None, *, rate=limits.ICMP_ERROR_RATE,
                  burst=limits.ICMP_ERROR_BURST,
@@ -54,8 +60,22 @@ class IcmpResponder:
 
     def echo_reply(self, request):
         """The reply message (bytes) for an echo request :class:`IcmpMessage`."""
-        self.stats["icmp_echo_replies"] += 1
-        return IcmpMessage(icmp_wire.TYPE_ECHO_REPLY, 0, request.rest, request.data).emit()
+        return self._echo_reply(request, icmp_wire.TYPE_ECHO_REPLY).emit()
+
+    def _echo_reply(self, request, reply_type):
+        self.stats[self.prefix + "_echo_replies"] += 1
+        return IcmpMessage(reply_type, 0, request.rest, request.data)
+
+    def _permitted(self, suppression_reason, now):
+        """Whether an error may go out: not suppressed (counted as the reason) nor rate limited."""
+        reason = suppression_reason
+        if reason is None and not self._bucket.consume(now):
+            reason = self.prefix + "_error_rate_limited"
+        if reason is not None:
+            self.drops[reason] += 1
+            return False
+        self.stats[self.prefix + "_errors_sent"] += 1
+        return True
 
     def error(self, icmp_type, code, header, payload, offending, now, link_broadcast=False):
         """The error message (bytes) about a datagram, or None if it must not be sent.
@@ -63,12 +83,7 @@ class IcmpResponder:
         ``header``/``payload`` are the parsed offending datagram, ``offending`` its bytes
         as received (header included).
         """
-        reason = error_suppression_reason(header, payload, link_broadcast)
-        if reason is None and not self._bucket.consume(now):
-            reason = "icmp_error_rate_limited"
-        if reason is not None:
-            self.drops[reason] += 1
+        if not self._permitted(error_suppression_reason(header, payload, link_broadcast), now):
             return None
-        self.stats["icmp_errors_sent"] += 1
         return IcmpMessage(icmp_type, code, b"\x00\x00\x00\x00",
                            bytes(offending[:self._max_quote])).emit()

@@ -1,13 +1,16 @@
 """The responder's network interface: demultiplexing and output (RFC 1122, RFC 791, RFC 826).
 
-One ``ResponderInterface`` owns one IPv4 address (and, in tap mode, one MAC). Frames come
+One ``ResponderInterface`` owns at most one IPv4 and one IPv6 address (and, in tap mode,
+one MAC). IPv6 is the ``Ipv6Layer``'s (``ipv6.py``, RFC 8200); this module keeps the link,
+IPv4 and the TCP hand-over for both. Frames come
 in through ``frame_received`` and everything to transmit is returned as a list of frames;
 timers run from ``poll`` at ``next_deadline``. The clock is injected as ``now`` (seconds)
 and nothing here does I/O, so the same object runs under Twisted and in unit tests.
 
 Input. In tap mode an Ethernet frame is accepted if addressed to our MAC, broadcast or
-multicast; ARP goes to the resolver, IPv4 is processed, everything else is dropped. In
-tun mode the frame is the bare IP packet. IPv4 is validated (RFC 1122 §3.2.1: version,
+multicast; ARP goes to the resolver, IPv4 is processed, IPv6 goes to the IPv6 layer,
+everything else is dropped. In tun mode the frame is the bare IP packet, told apart by its
+version nibble. IPv4 is validated (RFC 1122 §3.2.1: version,
 IHL, length, checksum; a source that is not a unicast host or is our own address is a
 martian), must be addressed to our address (we do not forward, §3.3.1, and do not answer
 broadcast pings), and fragments are reassembled. Then: ICMP echo requests are answered;
@@ -21,7 +24,8 @@ so the next hop is the destination itself and is resolved through ARP.
 
 Robustness. Bad input never raises: every rejection is counted in ``drops`` under a
 "<layer>_<reason>" key (e.g. ``ipv4_bad_checksum``). A ``MalformedPacket`` raised by the
-TCP layer is counted the same way (``tcp_<reason>``).
+TCP layer is counted the same way (``tcp_<reason>``). Packets of a family we hold no
+address in are ``ipv4_not_for_us`` or ``ipv6_not_for_us``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import List, Optional, Protocol, Tuple
 from tunrelay.stack import limits
 from tunrelay.stack.arp_cache import ArpResolver
 from tunrelay.stack.icmp import IcmpResponder
+from tunrelay.stack.ipv6 import Ipv6Layer
 from tunrelay.stack.reassembly import Reassembler, fragment_datagram
 from tunrelay.wire import icmp as icmp_wire
 from tunrelay.wire.arp import ArpPacket
@@ -44,6 +49,7 @@ from tunrelay.wire.icmp import IcmpMessage
 from tunrelay.wire.ipv4 import (
     MAX_DATAGRAM_LEN, MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, Ipv4Header,
     is_valid_source)
+from tunrelay.wire.ipv6 import is_valid_source as is_valid_ipv6_source
 from tunrelay.wire.udp import UdpHeader
 
 __all__ = ["ResponderInterface", "TcpLayer"]
@@ -54,7 +60,7 @@ class TcpLayer(Protocol):
 
     def segment_received(self, source: bytes, destination: bytes, segment: bytes,
                          now: float) -> None:
-        """A segment for us; addresses are 4 packed bytes; checksum NOT yet verified."""
+        """A segment for us; packed addresses (4 or 16 bytes); checksum NOT yet verified."""
 
     def pop_outgoing(self) -> List[Tuple[bytes, bytes, bytes]]:
         """(source, destination, segment incl. valid checksum) tuples to send."""
@@ -75,20 +81,38 @@ def _parse(drops, layer, parse, *args):
         return None
 
 
-class ResponderInterface:
-    """See the module docstring. ``counters()`` returns a snapshot of all counters."""
+def _addresses(address):
+    """One address or several -> (IPv4Address or None, IPv6Address or None)."""
+    if isinstance(address, (str, bytes, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        address = [address]
+    by_version = {}
+    for item in address:
+        item = ipaddress.ip_address(item)
+        if item.version in by_version:
+            raise ValueError("at most one IPv4 and one IPv6 address")
+        by_version[item.version] = item
+    if not by_version:
+        raise ValueError("the responder needs an address")
+    return by_version.get(4), by_version.get(6)
 
-    def __init__(self, mode: str, address: ipaddress.IPv4Address | str,
-                 mac: bytes | None = None, mtu: int = 1500, tcp: TcpLayer | None = None, *,
-                 ip_id_start: int | None = None):
+
+class ResponderInterface:
+    """See the module docstring. ``counters()`` returns a snapshot of all counters.
+
+    ``address`` is one address or a list of at most one per family; ``self.address`` is
+    the IPv4 one (or None) and ``self.address6`` the IPv6 one (or None).
+    """
+
+    def __init__(self, mode: str, address, mac: bytes | None = None, mtu: int = 1500,
+                 tcp: TcpLayer | None = None, *, ip_id_start: int | None = None):
         if mode not in ("tun", "tap"):
             raise ValueError("mode must be 'tun' or 'tap'")
         if not limits.IPV4_MIN_MTU <= mtu <= MAX_DATAGRAM_LEN:
             raise ValueError("MTU must be within %d..%d" % (limits.IPV4_MIN_MTU, MAX_DATAGRAM_LEN))
         self.mode = mode
-        self.address = ipaddress.IPv4Address(address)
-        self._ip = self.address.packed
-        if not is_valid_source(self._ip):
+        self.address, self.address6 = _addresses(address)
+        self._ip = self.address.packed if self.address is not None else None
+        if self._ip is not None and not is_valid_source(self._ip):
             raise ValueError("the responder address must be a unicast host address")
         self.mtu = mtu
         self.tcp = tcp
@@ -98,10 +122,14 @@ class ResponderInterface:
             if mac is None or len(mac) != 6 or not is_unicast_mac(mac):
                 raise ValueError("tap mode needs a 6-byte unicast MAC")
             self.mac = bytes(mac)
-            self.resolver = ArpResolver(self._ip, self.mac, self.drops, self.stats)
         else:
             self.mac = None
-            self.resolver = None
+        self.resolver = (ArpResolver(self._ip, self.mac, self.drops, self.stats)
+                         if self.mac is not None and self._ip is not None else None)
+        self.ipv6 = None
+        if self.address6 is not None:
+            self.ipv6 = Ipv6Layer(self.address6.packed, self.mac, mtu, self.drops, self.stats,
+                                  self._tcp_received, id_start=ip_id_start)
         # The parts share the interface's counters so that one snapshot shows everything.
         self.reassembler = Reassembler(self.drops)
         self.icmp = IcmpResponder(self.drops, self.stats)
@@ -111,8 +139,11 @@ class ResponderInterface:
     # -- public API -------------------------------------------------------------------------
 
     def start(self, now: float) -> list[bytes]:
-        """Frames to send when the interface comes up: a gratuitous ARP in tap mode."""
-        return self._transmitted(self.resolver.start(now) if self.resolver else [])
+        """Frames to send when the interface comes up: announcements in tap mode."""
+        out = self.resolver.start(now) if self.resolver else []
+        if self.ipv6 is not None:
+            out.extend(self.ipv6.start(now))
+        return self._transmitted(out)
 
     def frame_received(self, frame: bytes, now: float) -> list[bytes]:
         """Process one frame from the link; return the frames to send in response."""
@@ -137,6 +168,8 @@ class ResponderInterface:
                                   header, first, None, now, False, out)
         if self.resolver is not None:
             out.extend(self.resolver.poll(now))
+        if self.ipv6 is not None:
+            self.ipv6.poll(now, out)
         if self.tcp is not None:
             self._call_tcp(self.tcp.poll, now)
         self._drain_tcp(now, out)
@@ -146,6 +179,8 @@ class ResponderInterface:
         deadlines = [self.reassembler.next_deadline()]
         if self.resolver is not None:
             deadlines.append(self.resolver.next_deadline())
+        if self.ipv6 is not None:
+            deadlines.append(self.ipv6.next_deadline())
         if self.tcp is not None:
             deadlines.append(self.tcp.next_deadline())
         return min((d for d in deadlines if d is not None), default=None)
@@ -169,25 +204,37 @@ class ResponderInterface:
         elif not is_unicast_mac(header.source) or header.source == self.mac:
             self.drops["ethernet_bad_source"] += 1
         elif header.ethertype == ETHERTYPE_ARP:
+            if self.resolver is None:
+                self.drops["arp_not_for_us"] += 1
+                return
             arp = _parse(self.drops, "arp", ArpPacket.parse, payload)
             if arp is not None:
                 out.extend(self.resolver.arp_received(arp, now))
         elif header.ethertype == ETHERTYPE_IPV4:
-            self._ip_received(payload, now, out, link_broadcast=header.is_link_broadcast)
+            self._ipv4_received(payload, now, out, link_broadcast=header.is_link_broadcast)
         elif header.ethertype == ETHERTYPE_IPV6:
-            self.drops["ipv6_unsupported"] += 1
+            self._ipv6_received(payload, now, out, header.source, header.is_link_broadcast)
         else:
             self.drops["ethernet_unknown_ethertype"] += 1
 
     def _ip_received(self, packet, now, out, link_broadcast):
         if packet[:1] and packet[0] >> 4 == 6:
-            self.drops["ipv6_unsupported"] += 1
-            return
+            self._ipv6_received(packet, now, out, None, link_broadcast)
+        else:
+            self._ipv4_received(packet, now, out, link_broadcast)
+
+    def _ipv6_received(self, packet, now, out, link_source, link_multicast):
+        if self.ipv6 is None:
+            self.drops["ipv6_not_for_us"] += 1
+        else:
+            self.ipv6.packet_received(packet, now, out, link_source, link_multicast)
+
+    def _ipv4_received(self, packet, now, out, link_broadcast):
         parsed = _parse(self.drops, "ipv4", Ipv4Header.parse, packet)
         if parsed is None:
             return
         header, payload = parsed
-        if header.destination != self._ip:
+        if self._ip is None or header.destination != self._ip:
             self.drops["ipv4_not_for_us"] += 1
             return
         if not is_valid_source(header.source) or header.source == self._ip:
@@ -207,7 +254,7 @@ class ResponderInterface:
         if header.protocol == PROTO_ICMP:
             self._icmp_received(header, payload, now, out)
         elif header.protocol == PROTO_TCP:
-            self._tcp_received(header, payload, now, link_broadcast)
+            self._tcp_received(header.source, header.destination, payload, now, link_broadcast)
         elif header.protocol == PROTO_UDP:
             if _parse(self.drops, "udp", UdpHeader.parse, payload,
                       header.source, header.destination) is None:
@@ -233,7 +280,7 @@ class ResponderInterface:
         self._send_ip(PROTO_ICMP, header.source, self.icmp.echo_reply(message), now, out,
                       tos=header.tos, dont_fragment=False)
 
-    def _tcp_received(self, header, payload, now, link_broadcast):
+    def _tcp_received(self, source, destination, payload, now, link_broadcast):
         if self.tcp is None:
             self.drops["tcp_no_layer"] += 1
         elif link_broadcast:
@@ -241,8 +288,7 @@ class ResponderInterface:
             self.drops["tcp_link_broadcast"] += 1
         else:
             self.stats["tcp_segments_received"] += 1
-            self._call_tcp(self.tcp.segment_received,
-                           header.source, header.destination, payload, now)
+            self._call_tcp(self.tcp.segment_received, source, destination, payload, now)
 
     # -- output -----------------------------------------------------------------------------
 
@@ -256,11 +302,16 @@ class ResponderInterface:
         if self.tcp is None:
             return
         for source, destination, segment in self.tcp.pop_outgoing():
-            if source != self._ip or len(destination) != 4 or not is_valid_source(destination):
+            if self._ip is not None and source == self._ip and len(destination) == 4 \
+                    and is_valid_source(destination):
+                self.stats["tcp_segments_sent"] += 1
+                self._send_ip(PROTO_TCP, destination, segment, now, out, dont_fragment=True)
+            elif self.ipv6 is not None and source == self.ipv6.address \
+                    and len(destination) == 16 and is_valid_ipv6_source(destination):
+                self.stats["tcp_segments_sent"] += 1
+                self.ipv6.send(PROTO_TCP, destination, segment, now, out)
+            else:
                 self.drops["tcp_bad_outgoing_address"] += 1
-                continue
-            self.stats["tcp_segments_sent"] += 1
-            self._send_ip(PROTO_TCP, destination, segment, now, out, dont_fragment=True)
 
     def _send_icmp_error(self, icmp_type, code, header, payload, datagram, now,
                          link_broadcast, out):

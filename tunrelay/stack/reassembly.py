@@ -1,6 +1,8 @@
-"""IPv4 fragment reassembly (RFC 791 §3.2, RFC 815, RFC 1122 §3.3.2) and output fragmentation.
+"""Fragment reassembly (IPv4: RFC 791 §3.2, RFC 815, RFC 1122 §3.3.2; IPv6: RFC 8200 §4.5,
+RFC 5722) and IPv4 output fragmentation.
 
-Reassembly. Fragments are keyed by (source, destination, protocol, identification). Each
+Reassembly. IPv4 fragments are keyed by (source, destination, protocol, identification),
+IPv6 ones by (source, destination, identification): the caller passes ``key``. Each
 datagram in progress keeps its received bytes as a sorted list of disjoint pieces, the
 dual of RFC 815's hole list: the datagram is complete when the total length is known
 (from the fragment with MF clear) and the pieces cover it exactly.
@@ -8,8 +10,9 @@ dual of RFC 815's hole list: the datagram is complete when the total length is k
 Overlaps. A fragment may overlap what was already received (retransmission, or a
 different fragmentation on another path). Bytes in the overlap must agree; only the new
 bytes are stored. If they disagree the datagram is ambiguous (the classic overlap attack
-on IDS evasion, cf. RFC 5722 for IPv6) and it is discarded entirely. Exact duplicates
-therefore cost nothing and never break reassembly.
+on IDS evasion) and it is discarded entirely. Exact duplicates therefore cost nothing and
+never break reassembly. IPv6 is stricter (``strict_overlap``): RFC 5722 discards the
+datagram on any overlap at all, and RFC 8200 §4.5 lets exact duplicates be dropped alone.
 
 Bounds. Memory is charged per datagram (entry overhead + stored bytes + per-piece
 overhead) against ``max_total_bytes``; at most ``max_datagrams`` may be in progress and
@@ -18,7 +21,8 @@ new datagram beyond these bounds evicts the oldest in progress, so a flood of in
 datagrams costs the attacker a steady stream rather than locking reassembly for a whole
 timeout. Each datagram lives ``timeout`` seconds from its first fragment (the timer is not
 restarted, so trickling fragments cannot keep it alive); on expiry the caller is handed
-the first fragment, if it came, to send ICMP Time Exceeded code 1 (RFC 1122 §3.3.2).
+the first fragment, if it came, to send ICMP Time Exceeded code 1 (RFC 1122 §3.3.2, RFC 8200
+§4.5). Drops are counted as ``<prefix>_<reason>``, e.g. ``reasm_timeout``.
 
 Fragmentation on output (RFC 791 §3.2, "fragmentation procedure"): payload chunks are
 multiples of 8 bytes except the last; every fragment gets the same identification.
@@ -37,7 +41,7 @@ __all__ = ["Reassembler", "Expired", "fragment_datagram"]
 @dataclasses.dataclass(frozen=True)
 class Expired:
     """A datagram that timed out after its first fragment arrived."""
-    header: object          # the Ipv4Header of fragment zero
+    header: object          # the header of fragment zero (Ipv4Header or the IPv6 layer's)
     first_payload: bytes    # the payload of fragment zero
     deadline: float
 
@@ -61,17 +65,17 @@ class _Datagram:
         self.first_header = None
         self.cost = limits.REASSEMBLY_ENTRY_OVERHEAD
 
-    def insert(self, start, data, last, max_fragments):
+    def insert(self, start, data, last, max_fragments, strict_overlap=False):
         """Store ``data`` at ``start``; return the bytes of memory newly charged."""
         end = start + len(data)
         if last:
             if self.total is not None and self.total != end:
-                raise _Discard("reasm_inconsistent_length")
+                raise _Discard("inconsistent_length")
             if self.starts and self.starts[-1] + len(self.pieces[-1]) > end:
-                raise _Discard("reasm_inconsistent_length")
+                raise _Discard("inconsistent_length")
             self.total = end
         elif self.total is not None and end > self.total:
-            raise _Discard("reasm_inconsistent_length")
+            raise _Discard("inconsistent_length")
 
         index = bisect.bisect_right(self.starts, start) - 1
         if index < 0 or self.starts[index] + len(self.pieces[index]) <= start:
@@ -84,7 +88,11 @@ class _Datagram:
             piece_end = piece_start + len(piece)
             lo, hi = max(piece_start, start), min(piece_end, end)
             if piece[lo - piece_start:hi - piece_start] != data[lo - start:hi - start]:
-                raise _Discard("reasm_overlap_conflict")
+                raise _Discard("overlap_conflict")
+            if strict_overlap:
+                if (piece_start, piece_end) == (start, end):
+                    return 0        # an exact duplicate (RFC 8200 §4.5): nothing to store
+                raise _Discard("overlap")
             if piece_start > cursor:
                 gaps.append((cursor, piece_start))
             cursor = max(cursor, piece_end)
@@ -93,7 +101,7 @@ class _Datagram:
             gaps.append((cursor, end))
 
         if len(self.pieces) + len(gaps) > max_fragments:
-            raise _Discard("reasm_too_many_fragments")
+            raise _Discard("too_many_fragments")
         added = 0
         for gap_start, gap_end in gaps:
             position = bisect.bisect_left(self.starts, gap_start)
@@ -113,15 +121,29 @@ class _Datagram:
         return b"".join(self.pieces)
 
 
-class Reassembler:
-    """Bounded IPv4 reassembly on an injected clock; see the module docstring."""
+def ipv4_key(header):
+    return (header.source, header.destination, header.protocol, header.identification)
 
-    def __init__(self, drops=None, *, timeout=limits.REASSEMBLY_TIMEOUT,
+
+class Reassembler:
+    """Bounded reassembly on an injected clock; see the module docstring.
+
+    Fragment headers need ``source``, ``destination``, ``identification`` (and whatever
+    ``key`` reads), ``fragment_offset`` in bytes, ``more_fragments`` and
+    ``header_length``, the bytes that precede the fragmentable part; the whole datagram
+    comes back with fragment zero's header, MF and offset cleared by ``dataclasses.replace``.
+    """
+
+    def __init__(self, drops=None, *, key=ipv4_key, prefix="reasm", strict_overlap=False,
+                 timeout=limits.REASSEMBLY_TIMEOUT,
                  max_datagrams=limits.REASSEMBLY_MAX_DATAGRAMS,
                  max_total_bytes=limits.REASSEMBLY_MAX_TOTAL_BYTES,
                  max_fragments=limits.REASSEMBLY_MAX_FRAGMENTS,
                  max_datagram_bytes=MAX_DATAGRAM_LEN):
         self.drops = drops if drops is not None else Counter()
+        self._key = key
+        self._prefix = prefix
+        self.strict_overlap = strict_overlap
         self.timeout = timeout
         self.max_datagrams = max_datagrams
         self.max_total_bytes = max_total_bytes
@@ -144,13 +166,13 @@ class Reassembler:
         """
         if header.more_fragments and (not payload or len(payload) % 8):
             # RFC 791: every fragment but the last carries a non-empty multiple of 8 bytes.
-            self.drops["reasm_bad_fragment_length"] += 1
+            self._count("bad_fragment_length")
             return None
         if header.fragment_offset + len(payload) + header.header_length > self.max_datagram_bytes:
-            self.drops["reasm_too_big"] += 1
+            self._count("too_big")
             return None
         self._collect_expired(now)
-        key = (header.source, header.destination, header.protocol, header.identification)
+        key = self._key(header)
         datagram = self._datagrams.get(key)
         if datagram is None:
             datagram = self._make_room_and_create(key, now)
@@ -158,11 +180,12 @@ class Reassembler:
             if header.fragment_offset == 0 and datagram.first_header is None:
                 datagram.first_header = header
             charge = datagram.insert(header.fragment_offset, payload,
-                                     not header.more_fragments, self.max_fragments)
+                                     not header.more_fragments, self.max_fragments,
+                                     self.strict_overlap)
             if (datagram.total is not None and datagram.first_header is not None
                     and datagram.first_header.header_length + datagram.total
                     > self.max_datagram_bytes):
-                raise _Discard("reasm_too_big")
+                raise _Discard("too_big")
         except _Discard as discard:
             self._remove(key, discard.reason)
             return None
@@ -195,7 +218,7 @@ class Reassembler:
             key, datagram = next(iter(self._datagrams.items()))
             if datagram.deadline > now:
                 break
-            self._remove(key, "reasm_timeout")
+            self._remove(key, "timeout")
             if (datagram.first_header is not None and datagram.starts and datagram.starts[0] == 0
                     and len(self._expired) < self.max_datagrams):
                 self._expired.append(
@@ -203,7 +226,7 @@ class Reassembler:
 
     def _make_room_and_create(self, key, now):
         while len(self._datagrams) >= self.max_datagrams:
-            self._remove(next(iter(self._datagrams)), "reasm_evicted")
+            self._remove(next(iter(self._datagrams)), "evicted")
         datagram = _Datagram(now + self.timeout)
         self._datagrams[key] = datagram
         self.bytes_in_use += datagram.cost
@@ -215,13 +238,16 @@ class Reassembler:
             victim = next(iter(self._datagrams))
             if victim == keep and len(self._datagrams) > 1:
                 victim = list(self._datagrams)[1]
-            self._remove(victim, "reasm_evicted")
+            self._remove(victim, "evicted")
 
     def _remove(self, key, reason):
         datagram = self._datagrams.pop(key)
         self.bytes_in_use -= datagram.cost
         if reason is not None:
-            self.drops[reason] += 1
+            self._count(reason)
+
+    def _count(self, reason):
+        self.drops["%s_%s" % (self._prefix, reason)] += 1
 
 
 def fragment_datagram(header, payload, mtu):

@@ -55,10 +55,11 @@ class IcmpMessage:
     data: bytes = b""
 
     @classmethod
-    def parse(cls, buf, verify_checksum=True):
+    def parse(cls, buf, verify_checksum=True, initial=0):
+        """``initial`` is a pseudo-header sum, for ICMPv6 (see :mod:`tunrelay.wire.icmpv6`)."""
         if len(buf) < HEADER_LEN:
             raise MalformedPacket("truncated")
-        if verify_checksum and internet_checksum(buf) != 0:
+        if verify_checksum and internet_checksum(buf, initial) != 0:
             raise MalformedPacket("bad_checksum")
         icmp_type, code, _checksum, rest = _HEADER.unpack_from(buf)
         return cls(icmp_type, code, rest, bytes(buf[HEADER_LEN:]))
@@ -75,10 +76,10 @@ class IcmpMessage:
     def sequence(self):
         return struct.unpack("!H", self.rest[2:])[0]
 
-    def emit(self):
+    def emit(self, initial=0):
         if len(self.rest) != 4:
             raise ValueError("rest of header is 4 bytes")
         message = bytearray(_HEADER.pack(self.type, self.code, 0, self.rest))
         message += self.data
-        struct.pack_into("!H", message, 2, internet_checksum(message))
+        struct.pack_into("!H", message, 2, internet_checksum(message, initial))
         return bytes(message)

@@ -48,16 +48,16 @@ def ping(payload=b"ping", ident=0x4242, seq=1, src=PEER_IP, dst=OUR_IP, **ip_fie
     return IP(src=src, dst=dst, **ip_fields) / ICMP(type=8, id=ident, seq=seq) / payload
 
 
-def ip_packets(mode, frames):
+def ip_packets(mode, frames, layer=IP, ethertype=0x0800):
     """Parse emitted frames into scapy IP packets, checking the Ethernet header in tap mode."""
     packets = []
     for out in frames:
         if mode == "tun":
-            packets.append(IP(out))
+            packets.append(layer(out))
         else:
             ether = Ether(out)
-            assert ether.src == OUR_MAC and ether.type == 0x0800
-            packets.append(ether[IP])
+            assert ether.src == OUR_MAC and ether.type == ethertype
+            packets.append(ether[layer])
     return packets
 
 
@@ -104,3 +104,74 @@ class FakeTcp:
 
     def next_deadline(self):
         return self.deadline
+
+
+# -- IPv6 ------------------------------------------------------------------------------------
+
+OUR_IP6 = "2001:db8::9"
+PEER_IP6 = "2001:db8::2"
+PEER_LINK_LOCAL = "fe80::2"
+SOLICITED = "ff02::1:ff00:9"          # our solicited-node group
+SOLICITED_MAC = "33:33:ff:00:00:09"
+
+
+def ip6_bytes(text):
+    import socket
+    return socket.inet_pton(socket.AF_INET6, text)
+
+
+def make_interface6(mode, tcp=None, mtu=1500, dual=False):
+    addresses = [OUR_IP, OUR_IP6] if dual else [OUR_IP6]
+    return ResponderInterface(mode, addresses, mac_bytes(OUR_MAC) if mode == "tap" else None,
+                              mtu, tcp, ip_id_start=1000)
+
+
+def neighbour_solicitation(src=PEER_IP6, dst=SOLICITED, target=OUR_IP6, lladdr=PEER_MAC,
+                           eth_dst=SOLICITED_MAC, hlim=255):
+    from scapy.all import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6
+    packet = IPv6(src=src, dst=dst, hlim=hlim) / ICMPv6ND_NS(tgt=target)
+    if lladdr is not None:
+        packet = packet / ICMPv6NDOptSrcLLAddr(lladdr=lladdr)
+    return raw(Ether(dst=eth_dst, src=PEER_MAC) / packet)
+
+
+def learned_tap6(**kwargs):
+    """A tap interface with IPv6 that has learnt the peer's MAC from its solicitation."""
+    interface = make_interface6("tap", **kwargs)
+    interface.frame_received(neighbour_solicitation(), 0.0)
+    return interface
+
+
+def interface6(mode, **kwargs):
+    return learned_tap6(**kwargs) if mode == "tap" else make_interface6("tun", **kwargs)
+
+
+def ping6(payload=b"ping", ident=0x4242, seq=1, src=PEER_IP6, dst=OUR_IP6, **ip_fields):
+    from scapy.all import ICMPv6EchoRequest, IPv6
+    return IPv6(src=src, dst=dst, **ip_fields) / ICMPv6EchoRequest(id=ident, seq=seq, data=payload)
+
+
+def frame6(mode, ip_packet, eth_dst=OUR_MAC, eth_src=PEER_MAC):
+    if mode == "tun":
+        return raw(ip_packet)
+    return raw(Ether(dst=eth_dst, src=eth_src, type=0x86DD) / ip_packet)
+
+
+def ip6_packets(mode, frames):
+    """Parse emitted frames into scapy IPv6 packets, checking the Ethernet header in tap mode."""
+    from scapy.all import IPv6
+    return ip_packets(mode, frames, IPv6, 0x86DD)
+
+
+def assert_icmpv6_checksum_valid(packet):
+    """Scapy recomputes the upper-layer checksum over the pseudo-header; it must agree."""
+    from scapy.all import IPv6
+    rebuilt = packet.copy()
+    layer = rebuilt[IPv6].payload
+    while not any(name in layer.fields for name in ("cksum", "chksum")):   # extension headers
+        assert layer.payload, "no upper-layer checksum in %s" % packet.summary()
+        layer = layer.payload
+    for name in ("cksum", "chksum"):
+        if name in layer.fields:
+            delattr(layer, name)
+    assert raw(rebuilt) == raw(packet)

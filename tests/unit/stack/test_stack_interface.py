@@ -54,7 +54,7 @@ MALFORMED = {
     "udp_bad_length": lambda: raw(IP(src=PEER_IP, dst=OUR_IP) / UDP(len=200) / b"x"),
     "ipv4_not_for_us": lambda: raw(ping(dst="10.9.0.3")),
     "ipv4_martian_source": lambda: raw(ping(src="127.0.0.1")),
-    "ipv6_unsupported": lambda: raw(IPv6() / UDP()),
+    "ipv6_not_for_us": lambda: raw(IPv6() / UDP()),  # no IPv6 address here
 }
 
 

@@ -3,7 +3,8 @@
 The stack under test only listens, so the other end is this deliberately simple client:
 SYN with MSS and window scale, a go-back-N sender with a doubling RTO and fast
 retransmit on three duplicate ACKs, a receiver that buffers out-of-order data and ACKs
-every segment at once, FIN in both directions. It builds and parses with scapy, never
+every segment at once (with SACK blocks, most recent first, when SACK was offered), FIN
+in both directions. It builds and parses with scapy, never
 with tunrelay.wire.tcp.
 
 ``LossyLink`` is modelled on smoltcp's phy/fault_injector: per packet, a seeded drop
@@ -71,9 +72,11 @@ class LossyLink:
 
 
 class DriverClient:
-    def __init__(self, upload, sport=45000, dport=80, isn=0xFFFFF000, timestamps=False):
+    def __init__(self, upload, sport=45000, dport=80, isn=0xFFFFF000, timestamps=False, sack=None):
         self.upload = upload
         self.timestamps = timestamps
+        self.sack = timestamps if sack is None else sack
+        self.last_out_of_order = None
         self.now = 0.0
         self.ts_echo = 0
         self.sport = sport
@@ -108,7 +111,7 @@ class DriverClient:
 
     def _syn(self):
         options = [("MSS", CLIENT_MSS), ("WScale", CLIENT_WSCALE)]
-        if self.timestamps:
+        if self.sack:
             options.append(("SAckOK", b""))
         self._emit("S", self.isn, 0, options=options)
 
@@ -126,7 +129,27 @@ class DriverClient:
                                    CLIENT_WINDOW_FIELD, payload, options))
 
     def _ack_now(self):
-        self._emit("A", self.nxt, self.rcv_nxt)
+        self._emit("A", self.nxt, self.rcv_nxt, options=self._sack_option())
+
+    def _sack_option(self):
+        """RFC 2018: the held ranges, the one with the latest arrival first."""
+        if not self.sack or not self.ooo:
+            return ()
+        ranges = []
+        for seq in sorted(self.ooo, key=lambda seq: (seq - self.rcv_nxt) & MASK):
+            data, fin = self.ooo[seq]
+            end = (seq + len(data) + fin) & MASK
+            if ranges and not _lt(ranges[-1][1], seq):
+                if _lt(ranges[-1][1], end):
+                    ranges[-1][1] = end
+            else:
+                ranges.append([seq, end])
+        latest = [r for r in ranges if not _lt(self.last_out_of_order, r[0])
+                  and _lt(self.last_out_of_order, r[1])]
+        ordered = latest + [r for r in reversed(ranges) if r not in latest]
+        limit = 3 if self.timestamps else 4
+        return [("NOP", None), ("NOP", None),
+                ("SAck", tuple(edge for block in ordered[:limit] for edge in block))]
 
     def _send_from(self, seq, now, limit):
         """Send one segment at ``seq``; return its sequence length."""
@@ -218,6 +241,7 @@ class DriverClient:
                 data = data[(self.rcv_nxt - seq) & MASK:]
                 seq = self.rcv_nxt
             self.ooo[seq] = (data, "F" in f)
+            self.last_out_of_order = seq
             while self.rcv_nxt in self.ooo:
                 chunk, fin = self.ooo.pop(self.rcv_nxt)
                 self.received += chunk
@@ -258,7 +282,7 @@ class Transfer:
 
     MAX_STEPS = 200000
 
-    def __init__(self, stack, seed, size, pause_every=None, pause=0.0, timestamps=False,
+    def __init__(self, stack, seed, size, pause_every=None, pause=0.0, timestamps=False, sack=None,
                  **link):
         import random
         rng = random.Random(seed)
@@ -267,7 +291,7 @@ class Transfer:
         self.download = rng.randbytes(size)
         self.c2s = LossyLink(random.Random(seed + 1), **link)
         self.s2c = LossyLink(random.Random(seed + 2), **link)
-        self.client = DriverClient(self.upload, timestamps=timestamps)
+        self.client = DriverClient(self.upload, timestamps=timestamps, sack=sack)
         self.pause_every = pause_every
         self.pause = pause
         self.conn = None

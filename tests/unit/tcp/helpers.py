@@ -63,6 +63,13 @@ def option(tcp, name):
     return None
 
 
+def fire(stack, clock):
+    """Jump to the stack's next deadline and poll; return the time it fired at."""
+    clock.now = stack.next_deadline()
+    stack.poll(clock.now)
+    return clock.now
+
+
 class Clock:
     def __init__(self, now=1000.0):
         self.now = now
@@ -108,9 +115,9 @@ class Peer:
         assert len(out) == 1, out
         return out[0]
 
-    def handshake(self, mss=1460, wscale=7, window=65535, complete=True):
-        self.send("S", options=[("MSS", mss)] + ([("WScale", wscale)] if wscale is not None
-                                                  else []), window=window)
+    def handshake(self, mss=1460, wscale=7, window=65535, complete=True, sack=False):
+        options = [("MSS", mss)] + ([("WScale", wscale)] if wscale is not None else [])
+        self.send("S", options=options + ([("SAckOK", b"")] if sack else []), window=window)
         synack = self.recv_one()
         assert flags(synack) == "SA"
         assert synack.ack == self.snd_nxt
@@ -119,6 +126,12 @@ class Peer:
         if complete:
             self.send("A", window=window)
         return synack
+
+    def send_sack(self, blocks, ack=None, **kwargs):
+        """A pure ACK carrying SACK blocks [(left, right), ...] (RFC 2018)."""
+        edges = tuple(edge & MASK for block in blocks for edge in block)
+        return self.send("A", ack=ack, options=[("NOP", None), ("NOP", None), ("SAck", edges)],
+                         **kwargs)
 
     def ack(self, tcp, **kwargs):
         """Acknowledge everything in server segment ``tcp``."""

@@ -11,7 +11,7 @@ from tunrelay.stack.tcp.constants import (
     MAX_UNANSWERED_PROBES, MIN_RTO, RECEIVE_BUFFER_SIZE, SEND_BUFFER_LOW_WATER,
     SEND_BUFFER_SIZE)
 
-from .helpers import MASK, Peer, accepted_connection, flags, make_stack, payload_of
+from .helpers import MASK, Peer, accepted_connection, fire, flags, make_stack, payload_of
 
 MSS = 1460
 
@@ -24,13 +24,6 @@ def est(stack, clock):
 
 def data_events(stack):
     return b"".join(e.data for e in stack.pop_events() if isinstance(e, DataReceived))
-
-
-def fire(stack, clock):
-    """Jump to the next deadline and poll; return the time it fired at."""
-    clock.now = stack.next_deadline()
-    stack.poll(clock.now)
-    return clock.now
 
 
 class TestReceiving:

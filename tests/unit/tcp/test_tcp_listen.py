@@ -160,8 +160,9 @@ class TestListen:
         assert flags(Peer(stack, clock).recv_one()) == "RA"
 
     def test_constructor_checks(self):
-        with pytest.raises(ValueError):
-            TcpStack(b"\0" * 16, SECRET)
+        for addresses in (b"\0" * 5, [SERVER_B, SERVER_B], [b"\1" * 16] * 2, []):
+            with pytest.raises(ValueError):
+                TcpStack(addresses, SECRET)
         with pytest.raises(ValueError):
             TcpStack(SERVER_B, SECRET, mss=10)
 

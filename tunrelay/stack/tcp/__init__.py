@@ -3,13 +3,14 @@
 No sockets, no Twisted, no wall clock: every entry point takes ``now`` and the owner
 moves bytes in and out. Modules:
 
-* ``stack``: ``TcpStack``, the layer the IPv4 code talks to; demux, resets, timers;
+* ``stack``: ``TcpStack``, the layer the IPv4 and IPv6 code talk to; demux, resets, timers;
 * ``listener``: bounded SYN and accept queues;
 * ``connection``: the RFC 9293 state machine of one connection and the owner's API;
 * ``sender`` / ``receiver``: the two halves of a connection's data transfer;
-* ``congestion`` (RFC 5681/6582 NewReno), ``rtt`` (RFC 6298), ``reassembly`` (the
-  out-of-order queue), ``isn`` (RFC 6528), ``seq`` (mod 2^32 arithmetic), ``events``,
-  ``constants``.
+* ``congestion`` (RFC 5681 growth; RFC 6582 NewReno or RFC 6675 recovery), ``scoreboard``
+  (what is in flight and SACKed, RFC 6675, and RACK loss detection, RFC 8985), ``rtt``
+  (RFC 6298), ``reassembly`` (the out-of-order queue), ``isn`` (RFC 6528), ``seq`` (mod
+  2^32 arithmetic), ``events``, ``constants``.
 """
 
 from tunrelay.stack.tcp.connection import (

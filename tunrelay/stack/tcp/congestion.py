@@ -1,4 +1,5 @@
-"""NewReno congestion control: RFC 5681 slow start / congestion avoidance, RFC 6582 recovery.
+"""Congestion control: RFC 5681 slow start / congestion avoidance, with RFC 6582 NewReno
+recovery for peers without SACK and RFC 6675 recovery for peers with it.
 
 The controller only does arithmetic on cwnd, ssthresh and ``recover``; the sender asks it
 what to do and performs the (re)transmissions itself.
@@ -22,13 +23,20 @@ what to do and performs the (re)transmissions itself.
   duplicates fast retransmit needs. The sender may lower the threshold itself for early
   retransmit (RFC 5827). Both matter against a Linux receiver on a tun device, whose
   advertised window often stays at a handful of segments.
+
+``SackCongestion`` is the same growth with RFC 6675 §5's recovery: on entry (the sender's
+scoreboard found a loss) ssthresh = cwnd = FlightSize / 2, and cwnd then stays put until
+the cumulative ACK covers ``recover`` (RecoveryPoint): no inflation by duplicates and no
+deflation by partial ACKs, because the sender paces by its pipe estimate, not by counting
+duplicate ACKs. A loss that a tail loss probe repaired (RFC 8985 §7.4.2) halves the
+window the same way without entering recovery.
 """
 
 from tunrelay.stack.tcp.constants import (
     DUPACK_THRESHOLD, INITIAL_SSTHRESH, LIMITED_TRANSMIT_SEGMENTS)
 from tunrelay.stack.tcp.seq import seq_ge
 
-__all__ = ["NewReno", "initial_window", "PARTIAL_ACK", "FULL_ACK"]
+__all__ = ["NewReno", "SackCongestion", "initial_window", "PARTIAL_ACK", "FULL_ACK"]
 
 PARTIAL_ACK = "partial"
 FULL_ACK = "full"
@@ -70,11 +78,14 @@ class NewReno:
                 self.cwnd += self.mss
             self.cwnd = max(self.cwnd, self.mss)
             return PARTIAL_ACK
+        self._grow(acked)
+        return None
+
+    def _grow(self, acked):
         if self.cwnd < self.ssthresh:
             self.cwnd += min(acked, self.mss)
         else:
             self.cwnd += max(1, self.mss * self.mss // self.cwnd)
-        return None
 
     def on_duplicate_ack(self, una, flight_size, snd_max, threshold=DUPACK_THRESHOLD):
         """A duplicate ACK (RFC 5681 §2); return True when fast retransmit should fire."""
@@ -97,3 +108,33 @@ class NewReno:
         self.dupacks = 0
         self.in_recovery = False
         self.recover = snd_max
+
+
+class SackCongestion(NewReno):
+    def send_allowance(self):
+        return self.cwnd
+
+    def may_enter_recovery(self, una):
+        """Not twice for one window, nor for losses from before an RTO (RFC 6675 §5, §5.1)."""
+        return not self.in_recovery and seq_ge(una, self.recover)
+
+    def enter_recovery(self, flight_size, snd_max):
+        self.recover = snd_max
+        self._halve(flight_size)
+        self.cwnd = self.ssthresh
+        self.in_recovery = True
+
+    def reduce(self, flight_size):
+        """A loss repaired outside recovery (a tail loss probe's): halve, as recovery would."""
+        self._halve(flight_size)
+        self.cwnd = self.ssthresh
+
+    def on_new_ack(self, ack, acked, flight_size_after):
+        self.dupacks = 0
+        if self.in_recovery:
+            if seq_ge(ack, self.recover):
+                self.in_recovery = False
+                return FULL_ACK
+            return PARTIAL_ACK
+        self._grow(acked)
+        return None

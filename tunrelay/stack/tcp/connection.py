@@ -30,9 +30,9 @@ and restart delivery and with it the receive window.
 Options. MSS and window scaling are negotiated from the peer's SYN (RFC 9293 §3.7.1,
 RFC 7323 §2). Timestamps (RFC 7323) and SACK-permitted (RFC 2018) are echoed when the
 SYN offers them: timestamps give an RTT sample on every ACK, which keeps both ends' RTOs
-from staying backed off after retransmissions, and SACK blocks (receiver side; blocks the
-peer sends us are ignored, as RFC 2018 allows) let a Linux sender recover several losses
-per window. Every segment but an RST then carries TSval (a 1 ms clock with a
+from staying backed off after retransmissions. SACK works both ways: our ACKs carry
+blocks, so a Linux sender recovers several losses per window, and the peer's blocks drive
+our own recovery (RFC 6675 with RACK-TLP, see sender.py). Every segment but an RST then carries TSval (a 1 ms clock with a
 per-connection offset, §5.4) and TS.Recent. PAWS (§5.3 R1) rejects a non-RST segment
 whose TSval is older than TS.Recent; TS.Recent is only taken from segments at or before
 Last.ACK.sent (§4.3). A segment without a timestamp after negotiation is processed like
@@ -77,10 +77,10 @@ class TcpStateError(RuntimeError):
 
 
 class TcpConnection:
-    def __init__(self, stack, listener, remote_address, syn, iss, local_mss, now):
+    def __init__(self, stack, listener, local_address, remote_address, syn, iss, local_mss, now):
         self._stack = stack
         self.listener = listener
-        self.local_address = stack.address
+        self.local_address = bytes(local_address)
         self.local_port = syn.destination_port
         self.remote_address = bytes(remote_address)
         self.remote_port = syn.source_port
@@ -88,7 +88,7 @@ class TcpConnection:
         self.state = SYN_RECEIVED
         self.created = now
         scaling = syn.window_scale is not None
-        peer_mss = syn.mss if syn.mss is not None else stack.default_send_mss
+        peer_mss = syn.mss if syn.mss is not None else stack.default_send_mss(local_address)
         self.send_mss = max(min(peer_mss, local_mss), MIN_SEND_MSS)
         self.local_mss = local_mss
         self.timestamps = syn.timestamp is not None
@@ -101,7 +101,7 @@ class TcpConnection:
                                  else MAX_SACK_BLOCKS)
         payload_mss = self.send_mss - (TIMESTAMP_OPTION_LENGTH if self.timestamps else 0)
         self.receiver = Receiver(syn.seq, local_mss, LOCAL_WINDOW_SHIFT if scaling else 0)
-        self.sender = Sender(iss, payload_mss, stack.stats)
+        self.sender = Sender(iss, payload_mss, stack.stats, sack=self.sack)
         # RFC 7323 §2.2: the window in a SYN is never scaled; the peer's shift applies after.
         self.sender.set_window(syn.window, syn.seq, iss)
         self.sender.shift = syn.window_scale if scaling else 0
@@ -117,12 +117,16 @@ class TcpConnection:
 
     # -- addresses, for getHost()/getPeer() -----------------------------------------------
     @property
+    def family(self):
+        return socket.AF_INET6 if len(self.local_address) == 16 else socket.AF_INET
+
+    @property
     def host(self):
-        return socket.inet_ntoa(self.local_address), self.local_port
+        return socket.inet_ntop(self.family, self.local_address), self.local_port
 
     @property
     def peer(self):
-        return socket.inet_ntoa(self.remote_address), self.remote_port
+        return socket.inet_ntop(self.family, self.remote_address), self.remote_port
 
     def __repr__(self):
         return "<TcpConnection %s:%d <- %s:%d %s>" % (self.host + self.peer + (self.state,))
@@ -175,8 +179,9 @@ class TcpConnection:
 
     # -- timers ----------------------------------------------------------------------
     def deadline(self):
-        candidates = [t for t in (self.sender.timer, self.receiver.ack_deadline,
-                                  self.time_wait_deadline, self.fin_wait_2_deadline)
+        candidates = [t for t in (self.sender.timer, self.sender.loss_deadline,
+                                  self.receiver.ack_deadline, self.time_wait_deadline,
+                                  self.fin_wait_2_deadline)
                       if t is not None]
         return min(candidates) if candidates else None
 
@@ -191,6 +196,11 @@ class TcpConnection:
             return
         if self.receiver.ack_deadline is not None and now >= self.receiver.ack_deadline:
             self._send_ack(now)
+        if self.sender.loss_deadline is not None and now >= self.sender.loss_deadline:
+            # Before the RTO: a loss probe due at the same time replaces it.
+            for transmission in self.sender.on_loss_timer(now):
+                self._send_transmission(transmission, now)
+            self._output(now)
         if self.sender.timer is not None and now >= self.sender.timer:
             self._timer_fired(now)
 
@@ -237,7 +247,7 @@ class TcpConnection:
             timestamp=timestamp, sack_blocks=sack_blocks)
         if flags & ACK:
             receiver.ack_sent()
-        self._stack._transmit(self.remote_address, segment)
+        self._stack._transmit(self.local_address, self.remote_address, segment)
 
     def _ts_value(self, now):
         return (int(now * TIMESTAMP_HZ) + self._ts_offset) & SEQ_MASK
@@ -382,7 +392,7 @@ class TcpConnection:
         if seg.ack != seq_add(self.sender.iss, 1):
             # RFC 9293 §3.10.7.4 SYN-RECEIVED: an unacceptable ACK gets <SEQ=SEG.ACK><RST>.
             self._stack._drop("bad_handshake_ack")
-            self._stack._reset_reply(self.remote_address, seg, now)
+            self._stack._reset_reply(self.local_address, self.remote_address, seg, now)
             return False
         if not self.listener.admit(self):
             self._stack._drop("accept_queue_full")
@@ -396,7 +406,7 @@ class TcpConnection:
         """Step five; False when the segment must not be processed further."""
         pure = not (seg.payload or seg.syn or seg.fin)
         status, retransmit = self.sender.on_ack(seg.ack, seg.seq, seg.window, pure, now,
-                                                self._echo_rtt(seg, now))
+                                                self._echo_rtt(seg, now), seg.sack_blocks)
         if status != ACK_OK:
             self._stack._drop("ack_" + status)
             self._challenge_ack(now)
@@ -433,7 +443,7 @@ class TcpConnection:
     def _enter_time_wait(self, now):
         self.state = TIME_WAIT
         self.fin_wait_2_deadline = None
-        self.sender.timer = None
+        self.sender.cancel_timers()
         self.receiver.ack_deadline = None
         self.time_wait_deadline = now + TIME_WAIT_DURATION
         self._report_lost(events.LOST_DONE)
@@ -465,7 +475,7 @@ class TcpConnection:
     def _terminate(self):
         """Forget everything; used by the stack when it removes the connection."""
         self.state = CLOSED
-        self.sender.timer = None
+        self.sender.cancel_timers()
         self.receiver.ack_deadline = None
         self.time_wait_deadline = None
         self.fin_wait_2_deadline = None

@@ -15,8 +15,12 @@ SEQ_MASK = SEQ_MODULUS - 1
 SEQ_HALF = 1 << 31
 
 # --- segment sizes (RFC 9293 §3.7.1, RFC 6691) ----------------------------------------
-# The send MSS a peer implies by omitting the option.
+# The send MSS a peer implies by omitting the option: 576 - 40 over IPv4, and over IPv6
+# the minimum MTU less 60 bytes of headers (RFC 8200 §8.3).
 DEFAULT_SEND_MSS = 536
+DEFAULT_SEND_MSS_IPV6 = 1220
+# How much larger the IPv6 header is than IPv4's, and so how much less the IPv6 MSS.
+IPV6_HEADER_EXTRA = 20
 # What we advertise by default: a 1500-byte MTU minus 40 bytes of IPv4 and TCP header.
 DEFAULT_LOCAL_MSS = 1460
 # A peer advertising a tiny MSS would make us cut every byte of the send buffer into
@@ -105,6 +109,21 @@ LIMITED_TRANSMIT_SEGMENTS = 2
 EARLY_RETRANSMIT_SEGMENTS = 4
 # RFC 5681 §3.1: ssthresh starts "arbitrarily high".
 INITIAL_SSTHRESH = 1 << 30
+
+# --- SACK-based recovery (RFC 6675) and RACK-TLP (RFC 8985) ----------------------------
+# RFC 8985 §6.2 step 4: the reordering window multiplier returns to 1 after this many
+# recoveries without a D-SACK.
+RACK_REORDER_PERSIST = 16
+# How far an echoed timestamp may be off the clock it came from (one tick).
+TIMESTAMP_RESOLUTION = 1.0 / TIMESTAMP_HZ
+# RFC 8985 §7.2: PTO = 2 * SRTT, plus WCDelAckT (the worst-case delayed ACK, 200 ms) when
+# only one segment is out, since the peer may hold its ACK for that one. The floor is ours,
+# like Linux's TCP_TIMEOUT_MIN: on a sub-millisecond tun link 2 * SRTT would fire before a
+# busy reactor even read the ACK, and a spurious probe is a wasted segment.
+TLP_DELAYED_ACK_ALLOWANCE = 0.2
+TLP_MIN_PTO = 0.01
+# Without an RTT sample yet, RFC 8985 §7.2 says PTO = 1 s.
+TLP_INITIAL_PTO = 1.0
 
 # --- closing (RFC 9293 §3.6, §3.10.7.4) -----------------------------------------------
 # RFC 9293 says 2 minutes; Linux's TIME-WAIT is a fixed 60 s, i.e. an MSL of 30 s.

@@ -45,7 +45,7 @@ class Listener:
     def accept_queue_full(self):
         return len(self.accept_queue) >= self.backlog
 
-    def syn_arrived(self, remote_address, syn, now):
+    def syn_arrived(self, local_address, remote_address, syn, now):
         if self.accept_queue_full():
             self._stack._drop("accept_queue_full")
             return
@@ -53,7 +53,7 @@ class Listener:
             _, oldest = self.syn_queue.popitem(last=False)
             self._stack._drop("syn_queue_full")
             self._stack._remove(oldest)
-        connection = self._stack._open(self, remote_address, syn, now)
+        connection = self._stack._open(self, local_address, remote_address, syn, now)
         self.syn_queue[connection.key] = connection
 
     def admit(self, connection):

@@ -1,11 +1,17 @@
 """The TCP layer of the responder: demultiplexing, listeners, resets, timers, events.
 
-Contract with the IPv4 layer (the IPv4 engineer implements the other side):
+Contract with the IP layers (``tunrelay.stack.interface`` and ``ipv6``):
 
-* ``segment_received(source, destination, segment, now)``: 4-byte packed addresses and
-  the IP payload; we verify the checksum ourselves over the pseudo-header;
+* ``segment_received(source, destination, segment, now)``: packed addresses (4 bytes for
+  IPv4, 16 for IPv6) and the upper-layer bytes; we verify the checksum ourselves over the
+  pseudo-header of the family (RFC 9293 §3.1, RFC 8200 §8.1);
 * ``pop_outgoing() -> [(source, destination, segment)]`` with the checksum filled in;
 * ``poll(now)`` fires due timers, ``next_deadline()`` says when to call it next.
+
+The stack owns at most one address per family; a listener accepts on all of them. The
+MSS we offer is the IPv4 one, less 20 over IPv6 (its header is 20 bytes longer), and a peer
+that sends no MSS option is assumed to take 536 bytes over IPv4 and 1220 over IPv6 (RFC 9293
+§3.7.1, RFC 8200 §8.3).
 
 The owner (the Twisted adapter) calls ``listen``, pops ``events`` after every call into
 the stack, and drives connections through their methods (see connection.py).
@@ -37,8 +43,8 @@ from tunrelay.stack.tcp import events
 from tunrelay.stack.tcp.connection import TIME_WAIT, TcpConnection
 from tunrelay.stack.tcp.constants import (
     CHALLENGE_ACK_BURST, CHALLENGE_ACK_RATE, DEFAULT_BACKLOG, DEFAULT_LOCAL_MSS,
-    DEFAULT_SEND_MSS, MAX_MSS_OPTION, MAX_TIME_WAIT_CONNECTIONS, MIN_SEND_MSS, RESET_BURST,
-    RESET_RATE)
+    DEFAULT_SEND_MSS, DEFAULT_SEND_MSS_IPV6, IPV6_HEADER_EXTRA, MAX_MSS_OPTION,
+    MAX_TIME_WAIT_CONNECTIONS, MIN_SEND_MSS, RESET_BURST, RESET_RATE)
 from tunrelay.stack.tcp.isn import IsnGenerator
 from tunrelay.stack.tcp.listener import Listener
 from tunrelay.stack.tcp.seq import seq_add, seq_gt
@@ -55,16 +61,19 @@ def _bad_flags(flags):
 
 
 class TcpStack:
-    """The TCP layer for one local IPv4 address."""
+    """The TCP layer for the responder's addresses: one packed address, or a list of them
+    (at most one IPv4 and one IPv6). ``mss`` is what we offer over IPv4."""
 
     def __init__(self, address, isn_secret, mss=DEFAULT_LOCAL_MSS):
-        if len(address) != 4:
-            raise ValueError("address must be a packed IPv4 address")
-        if not MIN_SEND_MSS <= mss <= MAX_MSS_OPTION:
+        addresses = [address] if isinstance(address, (bytes, bytearray)) else list(address)
+        lengths = sorted(len(item) for item in addresses)
+        if lengths not in ([4], [16], [4, 16]):
+            raise ValueError("addresses must be one packed IPv4 and/or one packed IPv6 address")
+        if not MIN_SEND_MSS + IPV6_HEADER_EXTRA <= mss <= MAX_MSS_OPTION:
             raise ValueError("mss out of range")
-        self.address = bytes(address)
+        self.addresses = frozenset(bytes(item) for item in addresses)
+        self.address = bytes(addresses[0])
         self.mss = mss
-        self.default_send_mss = DEFAULT_SEND_MSS
         self._isn = IsnGenerator(isn_secret)
         self._listeners = {}
         self._connections = {}
@@ -108,7 +117,14 @@ class TcpStack:
         merged.update({"drop_" + k: v for k, v in self.drops.items()})
         return merged
 
-    # -- the IPv4 layer's API ----------------------------------------------------------
+    def local_mss(self, local_address):
+        return self.mss - (IPV6_HEADER_EXTRA if len(local_address) == 16 else 0)
+
+    @staticmethod
+    def default_send_mss(local_address):
+        return DEFAULT_SEND_MSS_IPV6 if len(local_address) == 16 else DEFAULT_SEND_MSS
+
+    # -- the IP layers' API ------------------------------------------------------------
     def segment_received(self, source, destination, segment, now):
         source = bytes(source)
         destination = bytes(destination)
@@ -118,7 +134,7 @@ class TcpStack:
         except MalformedPacket as error:
             self._drop(error.reason)
             return
-        if destination != self.address:
+        if destination not in self.addresses:
             self._drop("wrong_address")
             return
         if source == destination:
@@ -143,12 +159,12 @@ class TcpStack:
             self._drop("rst_no_connection")
         elif listener is None:
             self._drop("no_listener")
-            self._reset_reply(source, seg, now)
+            self._reset_reply(destination, source, seg, now)
         elif seg.has_ack:
             self._drop("ack_to_listener")
-            self._reset_reply(source, seg, now)
+            self._reset_reply(destination, source, seg, now)
         else:
-            listener.syn_arrived(source, seg, now)
+            listener.syn_arrived(destination, source, seg, now)
 
     def _reopens_time_wait(self, connection, seg):
         return (connection.state == TIME_WAIT and seg.syn and not seg.has_ack
@@ -177,15 +193,16 @@ class TcpStack:
     def _event(self, event):
         self._events.append(event)
 
-    def _transmit(self, remote_address, segment):
+    def _transmit(self, local_address, remote_address, segment):
         self.stats["segments_sent"] += 1
         self._outgoing.append(
-            (self.address, remote_address, segment.emit(self.address, remote_address)))
+            (local_address, remote_address, segment.emit(local_address, remote_address)))
 
-    def _open(self, listener, remote_address, syn, now):
-        iss = self._isn(self.address, syn.destination_port, remote_address, syn.source_port,
+    def _open(self, listener, local_address, remote_address, syn, now):
+        iss = self._isn(local_address, syn.destination_port, remote_address, syn.source_port,
                         now)
-        connection = TcpConnection(self, listener, remote_address, syn, iss, self.mss, now)
+        connection = TcpConnection(self, listener, local_address, remote_address, syn, iss,
+                                   self.local_mss(local_address), now)
         self._connections[connection.key] = connection
         connection._send_syn_ack(connection.sender.syn_ack(now), now)
         return connection
@@ -212,7 +229,7 @@ class TcpStack:
         self.stats["challenge_acks_suppressed"] += 1
         return False
 
-    def _reset_reply(self, remote_address, seg, now):
+    def _reset_reply(self, local_address, remote_address, seg, now):
         """RFC 9293 §3.10.7.1 reset generation; never in reply to a reset."""
         if seg.rst:
             return
@@ -225,4 +242,4 @@ class TcpStack:
             reply = TcpSegment(seg.destination_port, seg.source_port, 0,
                                seq_add(seg.seq, seg.seg_len), RST | ACK, 0)
         self.stats["resets_sent"] += 1
-        self._transmit(remote_address, reply)
+        self._transmit(local_address, remote_address, reply)
