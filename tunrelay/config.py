@@ -10,7 +10,7 @@ never be silently ignored on a VPN.
 import ipaddress
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Mapping, NamedTuple, Optional, Tuple
 
 import yaml
 
@@ -20,6 +20,7 @@ from tunrelay.metrics import parse_address as parse_metrics_address
 from tunrelay.constants import (
     DEFAULT_CONTROL_SOCKET,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_UAPI_SOCKET,
     DEFAULT_MTU,
     MAX_FRAME_SIZE,
     MAX_MTU,
@@ -27,9 +28,17 @@ from tunrelay.constants import (
     MIN_MTU,
 )
 
-__all__ = ["ConfigError", "InterfaceConfig", "PeerConfig", "RelayConfig", "load", "parse"]
+__all__ = ["ConfigError", "InterfaceConfig", "PeerConfig", "RelayConfig", "Secrets", "load", "parse"]
 
 IFNAMSIZ = 16  # kernel limit including the terminating NUL
+MAX_FWMARK = 2 ** 32 - 1
+
+
+class Secrets(NamedTuple):
+    """Key material of a running relay, kept apart from the config (which names files only)."""
+
+    private_key: Optional[bytes] = None     # None: plaintext, or not set yet (tunrelay-wg)
+    preshared_keys: Mapping[str, bytes] = {}   # peer name -> 32-byte preshared key
 
 
 class ConfigError(Exception):
@@ -83,6 +92,8 @@ class RelayConfig:
     metrics: Optional[str] = None   # "IP:PORT" of the Prometheus endpoint
     dead_peer_timeout: float = 0.0  # declare a peer down after this long without a message; 0: never
     responder: Optional[ResponderConfig] = None
+    uapi_socket: Optional[str] = None   # wireguard-go's configuration socket; None: none (plaintext, or false)
+    fwmark: int = 0                 # SO_MARK on the UDP sockets (wg's fwmark); 0: none
     source: str = field(default="<string>", compare=False)
     key_lines: dict = field(default_factory=dict, compare=False)  # key path -> line, for key-file errors
 
@@ -327,7 +338,8 @@ def _checked_public_key(text):
 
 
 _TOP_KEYS = {"interface", "plaintext", "private_key_file", "control_socket", "listen", "peers",
-             "idle_timeout", "max_frame_size", "forward_between_peers", "metrics", "responder", "dead_peer_timeout"}
+             "idle_timeout", "max_frame_size", "forward_between_peers", "metrics", "responder", "dead_peer_timeout",
+             "uapi_socket", "fwmark"}
 
 
 def parse(text, source="<string>"):
@@ -361,6 +373,9 @@ def parse(text, source="<string>"):
     values["control_socket"] = DEFAULT_CONTROL_SOCKET.format(interface=interface.name)
     if "control_socket" in fields:
         values["control_socket"] = reader.string(fields["control_socket"], "control_socket")
+    values["uapi_socket"] = _uapi_socket(reader, fields, plaintext, interface)
+    if "fwmark" in fields:
+        values["fwmark"] = reader.number(fields["fwmark"], "fwmark", 0, MAX_FWMARK)
     if "dead_peer_timeout" in fields:
         values["dead_peer_timeout"] = reader.number(fields["dead_peer_timeout"], "dead_peer_timeout", 0, 86400,
                                                     integer=False)
@@ -391,6 +406,19 @@ def parse(text, source="<string>"):
     if reader.problems:
         raise ConfigError(message for _, message in sorted(reader.problems, key=lambda item: item[0]))
     return RelayConfig(**{k: v for k, v in values.items() if v is not None})
+
+
+def _uapi_socket(reader, fields, plaintext, interface):
+    """The UAPI socket path: wg(8)'s default in WireGuard mode, none in plaintext (which has no keys)."""
+    if "uapi_socket" not in fields:
+        return None if plaintext else DEFAULT_UAPI_SOCKET.format(interface=interface.name)
+    node = fields["uapi_socket"]
+    if reader.value(node) is False:
+        return None
+    path = reader.string(node, "uapi_socket")
+    if path is not None and plaintext:
+        reader.problem(node, "uapi_socket", "needs WireGuard mode (plaintext: false); set it to false or remove it")
+    return path
 
 
 def _check_peer_set(reader, nodes, peers, plaintext, interface):
@@ -424,12 +452,12 @@ def _check_peer_set(reader, nodes, peers, plaintext, interface):
 def load_secrets(config):
     """Read the private and preshared key files named by ``config``.
 
-    Returns (private key, {peer name: preshared key}); (None, {}) in plaintext mode. A
+    Returns Secrets(private key, {peer name: preshared key}); Secrets(None, {}) in plaintext mode. A
     missing, unreadable, malformed or group/other-accessible key file is a ConfigError
     naming the file, line and key path. Key material never appears in a message.
     """
     if config.plaintext:
-        return None, {}
+        return Secrets(None, {})
     problems = []
 
     def read(key_path, path):
@@ -449,7 +477,7 @@ def load_secrets(config):
             preshared[peer.name] = read("peers[%d].preshared_key_file" % index, peer.preshared_key_file)
     if problems:
         raise ConfigError(problems)
-    return private_key, preshared
+    return Secrets(private_key, preshared)
 
 
 def load(path):
