@@ -7,6 +7,7 @@ records every problem as ``file:line: key.path: problem`` and carries on, so one
 never be silently ignored on a VPN.
 """
 
+import base64
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ from tunrelay.constants import (
     MIN_MTU,
 )
 
-__all__ = ["ConfigError", "InterfaceConfig", "PeerConfig", "RelayConfig", "Secrets", "load", "parse"]
+__all__ = ["ConfigError", "InterfaceConfig", "PeerConfig", "RelayConfig", "Secrets", "default_peer_name", "load",
+           "parse"]
 
 IFNAMSIZ = 16  # kernel limit including the terminating NUL
 MAX_FWMARK = 2 ** 32 - 1
@@ -325,6 +327,16 @@ def _peer(reader, node, path, plaintext):
         return None
     return PeerConfig(name=name, public_key=public_key, endpoint=endpoint, allowed_ips=allowed_ips,
                       keepalive=keepalive, preshared_key_file=psk_file, offload=offload)
+
+
+def default_peer_name(public_key, taken=()):
+    """The name of a peer known only by its key (made over the UAPI, or imported from a wg-quick
+    file): ``wg-`` and the first 8 characters of its URL-safe base64 key, stable across restarts
+    and reloads; the whole key in the unlikely case that another peer already has that name."""
+    text = base64.urlsafe_b64encode(keys.decode_key(public_key) if isinstance(public_key, str) else public_key)
+    text = text.decode("ascii").rstrip("=")
+    short = "wg-" + text[:8]
+    return short if short not in taken else "wg-" + text
 
 
 def _checked_public_key(text):
