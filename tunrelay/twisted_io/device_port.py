@@ -24,11 +24,14 @@ _WRITE_ERRORS = {
 
 
 class DevicePort(FileDescriptor):
-    def __init__(self, device, relay, reactor=None):
+    def __init__(self, device, relay, reactor=None, on_removed=None):
         FileDescriptor.__init__(self, reactor)
         self.device = device
         self.relay = relay
         self.connected = 1
+        # Called once the kernel ends the descriptor (POLLERR, reads fail with EBADFD): the
+        # interface was deleted under us, e.g. by ``ip link delete`` (wg-quick down).
+        self.on_removed = on_removed
 
     def fileno(self):
         return self.device.fd if self.device.fd is not None else -1
@@ -59,3 +62,5 @@ class DevicePort(FileDescriptor):
 
     def connectionLost(self, reason):
         FileDescriptor.connectionLost(self, reason)
+        if self.on_removed is not None:
+            self.on_removed()
