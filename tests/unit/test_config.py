@@ -140,3 +140,25 @@ def test_check_command_exit_codes(tmp_path, capsys):
 def test_shipped_configs_are_valid():
     for path in ("etc/tunrelay.yaml", "etc/two-hosts.yaml"):
         assert load(path).interface.name
+
+
+def test_the_two_host_example_is_encrypted_and_checks_once_its_key_exists(tmp_path, capsys):
+    import shutil
+
+    from tunrelay.crypto import keys
+
+    example = tmp_path / "two-hosts.yaml"
+    shutil.copy("etc/two-hosts.yaml", example)
+    config = load(str(example))
+    assert not config.plaintext and config.uapi_socket == "/var/run/wireguard/tr0.sock"
+    assert cli.main(["check", "-c", str(example)]) == 2          # no key file yet: one line says so
+    assert "site-a.key" in capsys.readouterr().err
+    key = tmp_path / "site-a.key"
+    key.write_text(keys.encode_key(keys.generate_private_key()) + "\n")
+    key.chmod(0o600)
+    assert cli.main(["check", "-c", str(example)]) == 0
+    assert "OK (tun tr0, 2 listen addresses, 1 peers)" in capsys.readouterr().out
+    plaintext = tmp_path / "plain.yaml"
+    plaintext.write_text(example.read_text().replace("private_key_file: site-a.key", "").replace(
+        "# plaintext: true", "plaintext: true"))
+    assert load(str(plaintext)).plaintext
