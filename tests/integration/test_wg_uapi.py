@@ -17,6 +17,7 @@ from tunrelay.crypto import keys
 
 from .conftest import require_tool
 from .netns import unique_name, wait_for
+from .test_startup import run_twistd
 from .test_two_hosts import OVERLAY_A, OVERLAY_B, write_key_file
 from .wireguard import public, start_wireguard_go, uapi_exchange
 
@@ -151,3 +152,31 @@ def test_listen_port_and_private_key_change_over_the_uapi_and_a_reload_restores_
     assert relay.wg("show", "{}", "public-key").stdout.strip() == public(relay_key)
     assert relay.wg("show", "{}", "listen-port").stdout.strip() == "51820"
     assert "Traceback" not in relay.log()
+
+
+def test_two_tr0_relays_in_two_namespaces_need_two_uapi_sockets(lab, tmp_path):
+    """Namespaces share /var/run/wireguard: the second relay on a taken socket is refused with one
+    line naming uapi_socket; on its own socket it runs beside the first, and wg reaches each."""
+    require_tool("wg")
+    a, b = lab.underlay()
+    directory = str(tmp_path)
+    shared = "/var/run/wireguard/%s.sock" % unique_name("tr")
+
+    def config(host_last, socket_path):
+        return {"interface": {"name": "tr0", "mode": "tun", "addresses": ["198.51.100.%d/24" % host_last]},
+                "private_key_file": write_key_file(os.path.join(directory, "k%d.key" % host_last),
+                                                   keys.generate_private_key()),
+                "uapi_socket": socket_path}
+
+    first = lab.relay(a, config(1, shared))
+    refused = run_twistd(b, tmp_path, dict(config(2, shared), control_socket=os.path.join(directory, "b.sock")),
+                         "--pidfile=")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "tunrelay: cannot start: UAPI socket %s is in use by another running WireGuard interface (a relay or "
+        "wireguard-go of that name, perhaps in another network namespace); stop it, or set uapi_socket to another "
+        "path (wg(8) then calls this relay by the file's name) or to false" % shared]
+    assert not b.has_link("tr0")
+    second = lab.relay(b, config(2, "/var/run/wireguard/%s.sock" % unique_name("tr")))
+    assert first.wg("show", "{}", "public-key").stdout != second.wg("show", "{}", "public-key").stdout
+    assert a.has_link("tr0") and b.has_link("tr0")
