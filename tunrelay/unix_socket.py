@@ -24,8 +24,9 @@ import stat
 from twisted.application.service import Service
 from twisted.internet import defer, error as twisted_error
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
 
-__all__ = ["UnixSocketError", "UnixSocketInUse", "UnixSocketService", "prepare_socket_path",
+__all__ = ["BoundedConnection", "UnixSocketError", "UnixSocketInUse", "UnixSocketService", "prepare_socket_path",
            "SOCKET_MODE", "DIRECTORY_MODE"]
 
 PROBE_TIMEOUT = 2.0       # connect() on a UNIX socket answers at once; this only guards a wedged peer
@@ -104,6 +105,35 @@ def prepare_socket_path(path, label="control socket", in_use_message=_default_in
         pass
     except OSError as failure:
         raise UnixSocketError("cannot remove stale %s %s: %s" % (label, path, failure.strerror)) from None
+
+
+class BoundedConnection(TimeoutMixin):
+    """A connection counted against ``factory.max_connections`` and closed after
+    ``factory.idle_timeout`` seconds of silence (``factory.reactor`` is the clock). One over
+    the bound is handed to ``refuse()`` and never counted."""
+
+    accepted = False
+    closed = False
+
+    def refuse(self):
+        raise NotImplementedError
+
+    def connectionMade(self):
+        factory = self.factory
+        self.callLater = factory.reactor.callLater   # TimeoutMixin's clock: the injected one
+        if factory.connections >= factory.max_connections:
+            self.refuse()
+            return
+        self.accepted = True
+        factory.connections += 1
+        self.setTimeout(factory.idle_timeout)
+
+    def connectionLost(self, reason=None):
+        self.closed = True
+        self.setTimeout(None)
+        if self.accepted:
+            self.accepted = False
+            self.factory.connections -= 1
 
 
 class UnixSocketService(Service):

@@ -34,6 +34,20 @@ def status(relay):
     return {peer["name"]: peer for peer in json.loads(result.stdout)["peers"]}
 
 
+def relay_and_wireguard_go_b(lab, a, b, directory, relay_key, b_key, listen):
+    """tunrelay from YAML in A with peer site-b, a wireguard-go in B; returns (relay, B's device)."""
+    relay = lab.relay(a, {
+        "interface": {"name": "tr0", "mode": "tun", "mtu": 1420, "addresses": ["198.51.100.1/24"]},
+        "private_key_file": write_key_file(os.path.join(directory, "relay.key"), relay_key),
+        "listen": [listen],
+        "peers": [{"name": "site-b", "public_key": public(b_key), "endpoint": "udp://192.0.2.2:51820",
+                   "allowed_ips": ["198.51.100.2/32"]}]})
+    device = unique_name("wb")
+    start_wireguard_go(b, directory, device, b_key, 51820, OVERLAY_B + "/24",
+                       [(relay_key, "198.51.100.1/32", "192.0.2.1:51820")])
+    return relay, device
+
+
 def test_wg_show_set_remove_and_syncconf_on_a_live_relay(lab, tmp_path):
     require_tool("wireguard-go")
     require_tool("wg")
@@ -41,14 +55,7 @@ def test_wg_show_set_remove_and_syncconf_on_a_live_relay(lab, tmp_path):
     c = lab.third_host(a)
     relay_key, b_key, c_key, d_key = (keys.generate_private_key() for _ in range(4))
     directory = str(tmp_path)
-    relay = lab.relay(a, {
-        "interface": {"name": "tr0", "mode": "tun", "mtu": 1420, "addresses": ["198.51.100.1/24"]},
-        "private_key_file": write_key_file(os.path.join(directory, "relay.key"), relay_key),
-        "listen": ["udp://0.0.0.0:51820"],
-        "peers": [{"name": "site-b", "public_key": public(b_key), "endpoint": "udp://192.0.2.2:51820",
-                   "allowed_ips": ["198.51.100.2/32"]}]})
-    start_wireguard_go(b, directory, unique_name("wb"), b_key, 51820, OVERLAY_B + "/24",
-                       [(relay_key, "198.51.100.1/32", "192.0.2.1:51820")])
+    relay, _ = relay_and_wireguard_go_b(lab, a, b, directory, relay_key, b_key, "udp://0.0.0.0:51820")
     start_wireguard_go(c, directory, unique_name("wc"), c_key, 51820, OVERLAY_C + "/24",
                        [(relay_key, "198.51.100.1/32", "198.18.0.1:51820")])
     a.ping(OVERLAY_B)
@@ -123,15 +130,7 @@ def test_listen_port_and_private_key_change_over_the_uapi_and_a_reload_restores_
     a, b = lab.underlay()
     relay_key, b_key, new_key = (keys.generate_private_key() for _ in range(3))
     directory = str(tmp_path)
-    relay = lab.relay(a, {
-        "interface": {"name": "tr0", "mode": "tun", "mtu": 1420, "addresses": ["198.51.100.1/24"]},
-        "private_key_file": write_key_file(os.path.join(directory, "relay.key"), relay_key),
-        "listen": ["udp://192.0.2.1:51820"],
-        "peers": [{"name": "site-b", "public_key": public(b_key), "endpoint": "udp://192.0.2.2:51820",
-                   "allowed_ips": ["198.51.100.2/32"]}]})
-    go_name = unique_name("wb")
-    start_wireguard_go(b, directory, go_name, b_key, 51820, OVERLAY_B + "/24",
-                       [(relay_key, "198.51.100.1/32", "192.0.2.1:51820")])
+    relay, go_name = relay_and_wireguard_go_b(lab, a, b, directory, relay_key, b_key, "udp://192.0.2.1:51820")
     a.ping(OVERLAY_B)
 
     relay.wg("set", "{}", "listen-port", "51999")

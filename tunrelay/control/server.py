@@ -21,11 +21,11 @@ returns the running configuration as YAML text.
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 
 from tunrelay.control import protocol
 from tunrelay.stats import Counters, DropReporter
-from tunrelay.unix_socket import UnixSocketError, UnixSocketInUse, UnixSocketService, prepare_socket_path
+from tunrelay.unix_socket import (BoundedConnection, UnixSocketError, UnixSocketInUse, UnixSocketService,
+                                  prepare_socket_path)
 
 __all__ = ["ControlSocketError", "ControlSocketInUse", "ControlSocketService", "ControlFactory",
            "ControlProtocol", "prepare_socket_path", "IDLE_TIMEOUT", "MAX_CONNECTIONS"]
@@ -39,32 +39,16 @@ ControlSocketError = UnixSocketError
 ControlSocketInUse = UnixSocketInUse
 
 
-class ControlProtocol(Protocol, TimeoutMixin):
+class ControlProtocol(BoundedConnection, Protocol):
     """One control connection: requests in, replies out, strictly in order."""
 
     def __init__(self):
         self.reader = protocol.RequestReader()
-        self.accepted = False
         self.waiting = False       # a reload reply is outstanding; later requests wait
-        self.closed = False
 
-    def connectionMade(self):
-        factory = self.factory
-        self.callLater = factory.reactor.callLater   # TimeoutMixin's clock: the injected one
-        if factory.connections >= factory.max_connections:
-            self._fail(protocol.RequestError("busy", "too many control connections (%d); try again"
-                                             % factory.max_connections, fatal=True))
-            return
-        self.accepted = True
-        factory.connections += 1
-        self.setTimeout(factory.idle_timeout)
-
-    def connectionLost(self, reason=None):
-        self.closed = True
-        self.setTimeout(None)
-        if self.accepted:
-            self.accepted = False
-            self.factory.connections -= 1
+    def refuse(self):
+        self._fail(protocol.RequestError("busy", "too many control connections (%d); try again"
+                                         % self.factory.max_connections, fatal=True))
 
     def dataReceived(self, data):
         if not self.accepted or self.closed:

@@ -25,11 +25,10 @@ lacks its empty line, as wireguard-go's scanner does at EOF (``printf 'set=1\\n.
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from tunrelay.uapi import protocol
-from tunrelay.unix_socket import UnixSocketService
+from tunrelay.unix_socket import BoundedConnection, UnixSocketService
 
 __all__ = ["UapiFactory", "UapiProtocol", "UapiSocketService", "IDLE_TIMEOUT", "MAX_CONNECTIONS"]
 
@@ -38,30 +37,14 @@ IDLE_TIMEOUT = 30.0       # a client that connects and says nothing must not hol
 
 
 @implementer(IHalfCloseableProtocol)
-class UapiProtocol(Protocol, TimeoutMixin):
+class UapiProtocol(BoundedConnection, Protocol):
     def __init__(self):
         self.reader = protocol.RequestReader()
-        self.accepted = False
-        self.closed = False
 
-    def connectionMade(self):
-        factory = self.factory
-        self.callLater = factory.reactor.callLater   # TimeoutMixin's clock: the injected one
-        if factory.connections >= factory.max_connections:
-            factory.report("busy", "more than %d UAPI connections" % factory.max_connections)
-            self.closed = True
-            self.transport.loseConnection()
-            return
-        self.accepted = True
-        factory.connections += 1
-        self.setTimeout(factory.idle_timeout)
-
-    def connectionLost(self, reason=None):
+    def refuse(self):
+        self.factory.report("busy", "more than %d UAPI connections" % self.factory.max_connections)
         self.closed = True
-        self.setTimeout(None)
-        if self.accepted:
-            self.accepted = False
-            self.factory.connections -= 1
+        self.transport.loseConnection()
 
     def dataReceived(self, data):
         if self.closed:
