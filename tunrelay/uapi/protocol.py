@@ -233,7 +233,13 @@ class RequestReader:
         return UapiError(errno, reason, message, fatal=True)
 
 
+_KEY_LIKE = re.compile(r"[0-9A-Za-z+/=]{32,}")
+
+
 def _quote(text, limit=64):
+    """``text`` for a log line, cut short, with anything that could be a key (a long hex or
+    base64 run, e.g. from a line whose '=' went missing) left out."""
+    text = _KEY_LIKE.sub(lambda match: "<%d characters>" % len(match.group()), text)
     return repr(text[:limit] + ("..." if len(text) > limit else ""))
 
 
