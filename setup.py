@@ -20,5 +20,6 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6", "scapy>=2.5", "prometheus-client>=0.17"],
         "bench": ["matplotlib"],
     },
-    entry_points={"console_scripts": ["tunrelay = tunrelay.cli:main"]},
+    # tunrelay-wg is one word because wg-quick runs "$WG_QUICK_USERSPACE_IMPLEMENTATION" INTERFACE.
+    entry_points={"console_scripts": ["tunrelay = tunrelay.cli:main", "tunrelay-wg = tunrelay.wg_userspace:main"]},
 )

@@ -4,8 +4,10 @@
     tunrelay run -c FILE                        run in the foreground (same as ``twistd -n tunrelay -c FILE``)
     tunrelay status [-s SOCKET | -c FILE] [--json]   show the running relay, like ``wg show``
     tunrelay reload [-s SOCKET | -c FILE]       ask the running relay to re-read its configuration
+    tunrelay showconf [-s SOCKET | -c FILE]     print the running configuration as YAML (UAPI changes included)
+    tunrelay import WG.conf --output FILE.yaml  turn a wg-quick file into a tunrelay configuration
 
-``status`` and ``reload`` talk to the relay's control socket: ``-s`` names it, else
+``status``, ``reload`` and ``showconf`` talk to the relay's control socket: ``-s`` names it, else
 ``control_socket`` from the configuration given with ``-c``, else the default for ``tr0``.
 Exit codes: 0 success, 1 the relay could not be reached or refused (one line on stderr),
 2 a configuration error.
@@ -109,6 +111,31 @@ def _reload(arguments):
     return 0
 
 
+def _showconf(arguments):
+    reply, code = _ask(arguments, "showconf")
+    if code:
+        return code
+    result = reply.get("result")
+    if not isinstance(result, dict) or not isinstance(result.get("yaml"), str):
+        print("tunrelay: showconf reply has no YAML", file=sys.stderr)
+        return 1
+    sys.stdout.write(result["yaml"])
+    return 0
+
+
+def _import(arguments):
+    from tunrelay.wg_import import WgImportError, import_file
+
+    try:
+        written = import_file(arguments.source, arguments.output)
+    except WgImportError as failure:
+        for problem in failure.problems:
+            print("tunrelay: import error: %s" % problem, file=sys.stderr)
+        return 2
+    print("tunrelay: wrote %s" % ", ".join(written))
+    return 0
+
+
 def _control_arguments(parser):
     parser.add_argument("-s", "--socket", help="control socket (default: the config's control_socket, else %s)"
                         % DEFAULT_SOCKET)
@@ -159,6 +186,13 @@ def main(argv=None):
     reload = commands.add_parser("reload", help="ask the running relay to re-read its configuration")
     _control_arguments(reload)
     reload.set_defaults(handler=_reload)
+    showconf = commands.add_parser("showconf", help="print the running relay's configuration as YAML")
+    _control_arguments(showconf)
+    showconf.set_defaults(handler=_showconf)
+    importer = commands.add_parser("import", help="turn a wg-quick configuration into a tunrelay one")
+    importer.add_argument("source", help="a wg-quick file, e.g. /etc/wireguard/wg0.conf")
+    importer.add_argument("--output", "-o", required=True, help="the YAML file to write; keys go beside it (0600)")
+    importer.set_defaults(handler=_import)
     arguments = parser.parse_args(argv)
     return arguments.handler(arguments)
 

@@ -7,10 +7,11 @@ records every problem as ``file:line: key.path: problem`` and carries on, so one
 never be silently ignored on a VPN.
 """
 
+import base64
 import ipaddress
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Mapping, NamedTuple, Optional, Tuple
 
 import yaml
 
@@ -20,6 +21,7 @@ from tunrelay.metrics import parse_address as parse_metrics_address
 from tunrelay.constants import (
     DEFAULT_CONTROL_SOCKET,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_UAPI_SOCKET,
     DEFAULT_MTU,
     MAX_FRAME,
     MAX_MTU,
@@ -27,15 +29,23 @@ from tunrelay.constants import (
     MIN_MTU,
 )
 
-__all__ = ["ConfigError", "InterfaceConfig", "PeerConfig", "RelayConfig", "load", "parse",
-           "OFFLOAD_STANDARD", "OFFLOAD_SUPER_PACKETS", "OFFLOAD_OFF"]
+__all__ = ["ConfigError", "InterfaceConfig", "PeerConfig", "RelayConfig", "Secrets", "default_peer_name", "load",
+           "parse", "OFFLOAD_STANDARD", "OFFLOAD_SUPER_PACKETS", "OFFLOAD_OFF"]
 
 IFNAMSIZ = 16  # kernel limit including the terminating NUL
+MAX_FWMARK = 2 ** 32 - 1
 # interface.offload: absent (the default), true, false.
 OFFLOAD_STANDARD = "standard"            # virtio-net headers: coalesced device writes, ordinary reads
 OFFLOAD_SUPER_PACKETS = "super-packets"  # ...and TSO super-packet reads (tun), whole to peers that opt in
 OFFLOAD_OFF = "off"                      # one plain read and write per packet
 IPV6_MIN_MTU = 1280  # RFC 8200 §5
+
+
+class Secrets(NamedTuple):
+    """Key material of a running relay, kept apart from the config (which names files only)."""
+
+    private_key: Optional[bytes] = None     # None: plaintext, or not set yet (tunrelay-wg)
+    preshared_keys: Mapping[str, bytes] = {}   # peer name -> 32-byte preshared key
 
 
 class ConfigError(Exception):
@@ -97,6 +107,8 @@ class RelayConfig:
     metrics: Optional[str] = None   # "IP:PORT" of the Prometheus endpoint
     dead_peer_timeout: float = 0.0  # declare a peer down after this long without a message; 0: never
     responder: Optional[ResponderConfig] = None
+    uapi_socket: Optional[str] = None   # wireguard-go's configuration socket; None: none (plaintext, or false)
+    fwmark: int = 0                 # SO_MARK on the UDP sockets (wg's fwmark); 0: none
     source: str = field(default="<string>", compare=False)
     key_lines: dict = field(default_factory=dict, compare=False)  # key path -> line, for key-file errors
 
@@ -355,6 +367,16 @@ def _peer(reader, node, path, plaintext):
                       keepalive=keepalive, preshared_key_file=psk_file, offload=offload)
 
 
+def default_peer_name(public_key, taken=()):
+    """The name of a peer known only by its key (made over the UAPI, or imported from a wg-quick
+    file): ``wg-`` and the first 8 characters of its URL-safe base64 key, stable across restarts
+    and reloads; the whole key in the unlikely case that another peer already has that name."""
+    text = base64.urlsafe_b64encode(keys.decode_key(public_key) if isinstance(public_key, str) else public_key)
+    text = text.decode("ascii").rstrip("=")
+    short = "wg-" + text[:8]
+    return short if short not in taken else "wg-" + text
+
+
 def _checked_public_key(text):
     try:
         raw = keys.decode_key(text)
@@ -366,7 +388,8 @@ def _checked_public_key(text):
 
 
 _TOP_KEYS = {"interface", "plaintext", "private_key_file", "control_socket", "listen", "peers",
-             "idle_timeout", "max_frame_size", "forward_between_peers", "metrics", "responder", "dead_peer_timeout"}
+             "idle_timeout", "max_frame_size", "forward_between_peers", "metrics", "responder", "dead_peer_timeout",
+             "uapi_socket", "fwmark"}
 
 
 def parse(text, source="<string>"):
@@ -400,6 +423,9 @@ def parse(text, source="<string>"):
     values["control_socket"] = DEFAULT_CONTROL_SOCKET.format(interface=interface.name)
     if "control_socket" in fields:
         values["control_socket"] = reader.string(fields["control_socket"], "control_socket")
+    values["uapi_socket"] = _uapi_socket(reader, fields, plaintext, interface)
+    if "fwmark" in fields:
+        values["fwmark"] = reader.number(fields["fwmark"], "fwmark", 0, MAX_FWMARK)
     if "dead_peer_timeout" in fields:
         values["dead_peer_timeout"] = reader.number(fields["dead_peer_timeout"], "dead_peer_timeout", 0, 86400,
                                                     integer=False)
@@ -430,6 +456,19 @@ def parse(text, source="<string>"):
     if reader.problems:
         raise ConfigError(message for _, message in sorted(reader.problems, key=lambda item: item[0]))
     return RelayConfig(**{k: v for k, v in values.items() if v is not None})
+
+
+def _uapi_socket(reader, fields, plaintext, interface):
+    """The UAPI socket path: wg(8)'s default in WireGuard mode, none in plaintext (which has no keys)."""
+    if "uapi_socket" not in fields:
+        return None if plaintext else DEFAULT_UAPI_SOCKET.format(interface=interface.name)
+    node = fields["uapi_socket"]
+    if reader.value(node) is False:
+        return None
+    path = reader.string(node, "uapi_socket")
+    if path is not None and plaintext:
+        reader.problem(node, "uapi_socket", "needs WireGuard mode (plaintext: false); set it to false or remove it")
+    return path
 
 
 def _check_peer_set(reader, nodes, peers, plaintext, interface):
@@ -463,12 +502,12 @@ def _check_peer_set(reader, nodes, peers, plaintext, interface):
 def load_secrets(config):
     """Read the private and preshared key files named by ``config``.
 
-    Returns (private key, {peer name: preshared key}); (None, {}) in plaintext mode. A
+    Returns Secrets(private key, {peer name: preshared key}); Secrets(None, {}) in plaintext mode. A
     missing, unreadable, malformed or group/other-accessible key file is a ConfigError
     naming the file, line and key path. Key material never appears in a message.
     """
     if config.plaintext:
-        return None, {}
+        return Secrets(None, {})
     problems = []
 
     def read(key_path, path):
@@ -488,7 +527,7 @@ def load_secrets(config):
             preshared[peer.name] = read("peers[%d].preshared_key_file" % index, peer.preshared_key_file)
     if problems:
         raise ConfigError(problems)
-    return private_key, preshared
+    return Secrets(private_key, preshared)
 
 
 def load(path):

@@ -50,3 +50,5 @@ DROP_LOG_INTERVAL = 10.0      # at most one log line per drop reason per interva
 
 # --- control ----------------------------------------------------------------
 DEFAULT_CONTROL_SOCKET = "/run/tunrelay/{interface}.sock"
+# wg(8) finds a userspace interface NAME at exactly this path (wireguard-tools' ipc-uapi-unix.h).
+DEFAULT_UAPI_SOCKET = "/var/run/wireguard/{interface}.sock"

@@ -119,7 +119,13 @@ class Relay:
         self.config_path = os.path.join(directory, "%s-%d.yaml" % (host.name, index))
         self.log_path = os.path.join(directory, "%s-%d.log" % (host.name, index))
         config.setdefault("control_socket", os.path.join(directory, "%s-%d.sock" % (host.name, index)))
+        if not config.get("plaintext"):
+            # Namespaces share /var/run/wireguard: a name unique to this run and relay keeps two
+            # relays whose devices are both tr0 apart, and is what wg(8) calls this relay.
+            config.setdefault("uapi_socket", "/var/run/wireguard/%s.sock" % unique_name("wr", index))
         self.config = config
+        if config.get("uapi_socket"):
+            host.lab.sockets.append(config["uapi_socket"])
         with open(self.config_path, "w") as stream:
             yaml.safe_dump(config, stream)
         # The checkout under test comes first on the path, so a stale installed copy can't
@@ -145,10 +151,22 @@ class Relay:
     def wait_log(self, text, timeout=20.0):
         wait_for(lambda: text in self.log(), timeout, message="%r in the log of %s" % (text, self.host.name))
 
+    @property
+    def wg_name(self):
+        """The name wg(8) knows this relay by: its UAPI socket's file name."""
+        return os.path.basename(self.config["uapi_socket"])[:-len(".sock")]
+
+    def wg(self, *arguments, check=True, input=None):
+        """Run the real ``wg`` against this relay (``{}`` in ``arguments`` is its name)."""
+        return self.host.exec("wg", *(argument.replace("{}", self.wg_name) for argument in arguments),
+                              check=check, input=input)
+
     def rewrite(self, config):
-        """Replace the config file (for reload tests), keeping the harness's control socket."""
+        """Replace the config file (for reload tests), keeping the harness's control and UAPI sockets."""
         if isinstance(config, dict):
             config = dict(config, control_socket=self.config["control_socket"])
+            if "uapi_socket" in self.config:
+                config["uapi_socket"] = self.config["uapi_socket"]
         with open(self.config_path, "w") as stream:
             stream.write(config if isinstance(config, str) else yaml.safe_dump(config))
 
@@ -175,14 +193,22 @@ class Relay:
         return self.process.returncode
 
 
+def unique_name(prefix, index=None):
+    """A device or socket name unique to this test run, at most 15 characters (IFNAMSIZ)."""
+    name = "%s%d%d" % (prefix, os.getpid() % 100000, next(_counter) if index is None else index)
+    assert len(name) <= 15, name
+    return name
+
+
 class Lab:
-    """Owns namespaces and processes; ``close`` removes them all, whatever happened."""
+    """Owns namespaces, processes and UAPI sockets; ``close`` removes them all, whatever happened."""
 
     def __init__(self, directory):
         self.directory = str(directory)
         self.prefix = "tr%d%d" % (os.getpid() % 100000, next(_counter))
         self.hosts = []
         self.processes = []
+        self.sockets = []          # /var/run/wireguard paths, shared by every namespace
 
     def host(self, suffix):
         host = Host(self, "%s%s" % (self.prefix, suffix))
@@ -239,6 +265,9 @@ class Lab:
                 except (ProcessLookupError, ValueError):
                     pass
             run("ip", "netns", "delete", host.name, check=False)
+        for path in self.sockets:
+            if os.path.exists(path):   # left by a process that was killed
+                os.unlink(path)
 
 
 def checksum_errors(host):

@@ -1,6 +1,7 @@
 """tunrelay (tun, UDP) against a stock wireguard-go: the honest judge of our WireGuard.
 
-wireguard-go runs in namespace B with wg(8) configuring it; tunrelay runs in A. The test
+wireguard-go runs in namespace B with wg(8) configuring it (under a device name unique to the
+run: its socket is in /var/run/wireguard, which namespaces share); tunrelay runs in A. The test
 runs twice: once tunrelay initiates the handshake (only it knows the other's endpoint),
 once wireguard-go does. Each time: ping both ways, then 20 MB with a matching sha256.
 """
@@ -14,25 +15,9 @@ import pytest
 from tunrelay.crypto import keys
 
 from .conftest import require_tool
-from .netns import checksum_errors, transfer, wait_for
+from .netns import checksum_errors, transfer, unique_name, wait_for
 from .test_two_hosts import OVERLAY_A, OVERLAY_B, write_key_file
-
-
-def start_wireguard_go(lab, host, directory, private_key, relay_public, relay_endpoint):
-    key_path = write_key_file(os.path.join(directory, "wg-go.key"), private_key)
-    environment = dict(os.environ, WG_PROCESS_FOREGROUND="1")
-    log = open(os.path.join(directory, "wireguard-go.log"), "w")
-    process = host.popen("wireguard-go", "wg9", env=environment, stdout=log, stderr=subprocess.STDOUT)
-    wait_for(lambda: host.has_link("wg9") or process.poll() is not None, 10, message="wireguard-go's wg9")
-    assert process.poll() is None, "wireguard-go exited"
-    command = ["wg", "set", "wg9", "private-key", key_path, "listen-port", "51820",
-               "peer", relay_public, "allowed-ips", "198.51.100.1/32"]
-    if relay_endpoint:
-        command += ["endpoint", relay_endpoint]
-    host.exec(*command)
-    host.ip("addr", "add", "198.51.100.2/24", "dev", "wg9")
-    host.ip("link", "set", "wg9", "mtu", "1420", "up")
-    return process
+from .wireguard import start_wireguard_go
 
 
 @pytest.mark.parametrize("offload", [None, True], ids=["default-offload", "tso-device"])
@@ -58,13 +43,14 @@ def test_interop_with_wireguard_go(lab, tmp_path, initiator, offload):
               "private_key_file": write_key_file(os.path.join(directory, "relay.key"), relay_key),
               "listen": ["udp://192.0.2.1:51820"], "peers": [peer]}
     relay = lab.relay(a, config)
-    start_wireguard_go(lab, b, directory, go_key, keys.encode_key(keys.public_key(relay_key)),
-                       "192.0.2.1:51820" if initiator == "wireguard-go" else None)
+    device = unique_name("wg")
+    start_wireguard_go(b, directory, device, go_key, 51820, "198.51.100.2/24",
+                       [(relay_key, "198.51.100.1/32", "192.0.2.1:51820" if initiator == "wireguard-go" else None)])
 
     first, second = (a, b) if initiator == "tunrelay" else (b, a)
     first.ping(OVERLAY_B if first is a else OVERLAY_A)
     second.ping(OVERLAY_A if second is b else OVERLAY_B)
-    handshakes = b.exec("wg", "show", "wg9", "latest-handshakes").stdout.split()
+    handshakes = b.exec("wg", "show", device, "latest-handshakes").stdout.split()
     assert len(handshakes) == 2 and int(handshakes[1]) > 0
     sent, received = transfer(a, b, OVERLAY_B, tmp_path)
     assert sent == received

@@ -103,3 +103,11 @@ def test_check_is_unchanged(capsys):
     example = os.path.join(os.path.dirname(__file__), "..", "..", "etc", "tunrelay.yaml")
     assert cli.main(["check", "-c", example]) == 0
     assert "OK (tun tr0, 0 listen addresses, 0 peers, PLAINTEXT)" in capsys.readouterr().out
+
+
+def test_showconf_prints_the_running_yaml(capsys):
+    reply = json.dumps({"ok": True, "result": {"yaml": "interface:\n  name: tr0\n"}}).encode() + b"\n"
+    with CannedServer(reply) as server:
+        assert cli.main(["showconf", "-s", server.path]) == 0
+    assert json.loads(server.requests[0]) == {"command": "showconf"}
+    assert capsys.readouterr().out == "interface:\n  name: tr0\n"

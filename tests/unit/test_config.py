@@ -56,7 +56,23 @@ def test_control_socket_defaults_to_interface_pattern():
     assert config.control_socket == "/run/tunrelay/tr7.sock"
 
 
+def test_uapi_socket_is_wgs_path_in_wireguard_mode_and_none_in_plaintext():
+    assert parse("interface: {name: tr7}\nprivate_key_file: k\n").uapi_socket == "/var/run/wireguard/tr7.sock"
+    assert parse("interface: {name: tr7}\nplaintext: true\n").uapi_socket is None
+    assert parse("interface: {}\nprivate_key_file: k\nuapi_socket: false\n").uapi_socket is None
+    assert parse("interface: {}\nprivate_key_file: k\nuapi_socket: /var/run/wireguard/site-b.sock\n"
+                 ).uapi_socket == "/var/run/wireguard/site-b.sock"
+
+
+def test_fwmark_defaults_to_none_and_takes_32_bits():
+    assert parse("interface: {}\nprivate_key_file: k\n").fwmark == 0
+    assert parse("interface: {}\nprivate_key_file: k\nfwmark: 51820\n").fwmark == 51820
+
+
 @pytest.mark.parametrize("text, expected", [
+    ("interface: {}\nplaintext: true\nuapi_socket: /tmp/x.sock\n", "t.yaml:3: uapi_socket: needs WireGuard mode"),
+    ("interface: {}\nprivate_key_file: k\nuapi_socket: true\n", "t.yaml:3: uapi_socket: must be a non-empty string"),
+    ("interface: {}\nprivate_key_file: k\nfwmark: 4294967296\n", "t.yaml:3: fwmark: must be an integer from 0"),
     ("interface: {name: tr0}\nplaintext: true\nbogus: 1\n", "t.yaml:3: bogus: unknown key"),
     ("interface:\n  name: tr0\n  mode: tan\nplaintext: true\n", "t.yaml:3: interface.mode: must be 'tun' or 'tap'"),
     ("interface:\n  mtu: 70000\nplaintext: true\n", "t.yaml:2: interface.mtu: must be an integer"),
@@ -156,3 +172,25 @@ def test_responder_takes_one_address_or_one_of_each_family():
 ])
 def test_responder_address_mistakes(mtu, address, expected):
     assert problems_of(RESPONDER_BASE % (mtu, address)) == [expected]
+
+
+def test_the_two_host_example_is_encrypted_and_checks_once_its_key_exists(tmp_path, capsys):
+    import shutil
+
+    from tunrelay.crypto import keys
+
+    example = tmp_path / "two-hosts.yaml"
+    shutil.copy("etc/two-hosts.yaml", example)
+    config = load(str(example))
+    assert not config.plaintext and config.uapi_socket == "/var/run/wireguard/tr0.sock"
+    assert cli.main(["check", "-c", str(example)]) == 2          # no key file yet: one line says so
+    assert "site-a.key" in capsys.readouterr().err
+    key = tmp_path / "site-a.key"
+    key.write_text(keys.encode_key(keys.generate_private_key()) + "\n")
+    key.chmod(0o600)
+    assert cli.main(["check", "-c", str(example)]) == 0
+    assert "OK (tun tr0, 2 listen addresses, 1 peers)" in capsys.readouterr().out
+    plaintext = tmp_path / "plain.yaml"
+    plaintext.write_text(example.read_text().replace("private_key_file: site-a.key", "").replace(
+        "# plaintext: true", "plaintext: true"))
+    assert load(str(plaintext)).plaintext

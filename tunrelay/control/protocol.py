@@ -17,6 +17,7 @@ Replies (see ``schema.md`` in this package for the full, versioned schema)::
 
     {"ok": true, "result": {...status document...}}          status
     {"ok": true, "message": "..."}                           reload succeeded
+    {"ok": true, "result": {"yaml": "..."}}                  showconf
     {"ok": false, "error": "REASON", "message": "..."}       anything else
 
 Unknown keys in a request are ignored so that later clients can add optional fields.
@@ -27,13 +28,13 @@ import math
 
 __all__ = [
     "COMMANDS", "MAX_LINE", "SCHEMA_VERSION", "Request", "RequestError", "RequestReader",
-    "decode_request", "encode_message", "error_reply", "reload_reply", "status_document",
+    "decode_request", "encode_message", "error_reply", "reload_reply", "showconf_reply", "status_document",
     "status_reply",
 ]
 
 MAX_LINE = 64 * 1024      # a request is a few dozen bytes; anything near this is abuse or a bug
 SCHEMA_VERSION = 1        # bump on any incompatible change to the status document
-COMMANDS = ("status", "reload")
+COMMANDS = ("status", "reload", "showconf")
 
 
 class Request:
@@ -172,6 +173,11 @@ def status_document(snapshot, now):
 
 def status_reply(snapshot, now):
     return {"ok": True, "result": status_document(snapshot, now)}
+
+
+def showconf_reply(text):
+    """The running configuration, as YAML that ``tunrelay check`` reads (see ``tunrelay.config_dump``)."""
+    return {"ok": True, "result": {"yaml": str(text)}}
 
 
 def reload_reply(result):

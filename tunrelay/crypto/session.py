@@ -137,10 +137,6 @@ class WireGuardCore:
                  wall_clock_offset=0.0, address_bytes=_default_address_bytes,
                  rate_limit_key=None, under_load_handshakes=UNDER_LOAD_HANDSHAKES,
                  trim_ip_padding=True, padding_limit=None, is_stream=None):
-        if len(private_key) != 32:
-            raise _keys.InvalidKey("a private key is 32 bytes")
-        self._private = private_key
-        self.public_key = _keys.public_key(private_key)
         self._rng = rng
         self._jitter = jitter if jitter is not None else random.Random()
         self._wall_clock_offset = wall_clock_offset
@@ -150,7 +146,6 @@ class WireGuardCore:
         self._trim_ip_padding = trim_ip_padding
         self._padding_limit = padding_limit
         self._is_stream = is_stream or (lambda source: False)
-        self._cookie_checker = CookieChecker(self.public_key, rng)
         self._rate_limiter = RateLimiter()
         self._peers = {}  # peer_id -> _Peer
         self._by_key = {}  # public key -> _Peer
@@ -162,6 +157,7 @@ class WireGuardCore:
         self._events = []
         self._deadline_hint = None
         self.drops = Counter()
+        self.set_private_key(private_key)   # None: handshakes wait for a key (tunrelay-wg before wg setconf)
         for config in peers:
             self.add_peer(config)
 
@@ -183,6 +179,19 @@ class WireGuardCore:
         self._peers[peer_id] = peer
         self._by_key[config.public_key] = peer
         return peer_id
+
+    def set_private_key(self, private_key):
+        """A new interface key (None: none yet; wg's ``private_key``). As wireguard-go's
+        SetPrivateKey: what was made with the old key is void, so every peer's sessions and
+        pending handshake go; the next frame handshakes with the new key. Peers keep their
+        endpoints and timers; without a key no handshake can start or be answered."""
+        if private_key is not None and len(private_key) != 32:
+            raise _keys.InvalidKey("a private key is 32 bytes")
+        self._private = private_key
+        self.public_key = _keys.public_key(private_key) if private_key is not None else None
+        self._cookie_checker = CookieChecker(self.public_key, self._rng) if private_key is not None else None
+        for peer in self._peers.values():
+            self.forget_sessions(peer.peer_id)
 
     def remove_peer(self, peer_id):
         peer = self._peers.pop(peer_id)
@@ -363,6 +372,9 @@ class WireGuardCore:
         return self._under_load_until is not None and now < self._under_load_until
 
     def _receive_handshake(self, data, message, source, now):
+        if self._private is None:
+            self._drop("no_private_key", None, source)
+            return
         if not self._cookie_checker.check_mac1(data):
             self._drop("bad_mac1", None, source)
             return
@@ -572,6 +584,9 @@ class WireGuardCore:
             return
         if peer.endpoint is None:
             self._drop("no_endpoint", peer.peer_id, None)
+            return
+        if self._private is None:
+            self._drop("no_private_key", peer.peer_id, None)
             return
         peer.last_sent_handshake = now
         self._forget_handshake(peer)

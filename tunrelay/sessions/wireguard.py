@@ -99,6 +99,11 @@ class WireGuardSessions:
             self.peer_removed(peer)
             self.peer_added(peer)
 
+    def set_private_key(self, private_key):
+        """A new interface key (the UAPI's private_key, or a reload): sessions start over."""
+        self.core.set_private_key(private_key)
+        self._timer.rearm_soon()
+
     # ---- paths ------------------------------------------------------------------------
 
     def path_known(self, peer, link, address):

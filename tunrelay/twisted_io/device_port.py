@@ -26,13 +26,16 @@ _WRITE_ERRORS = {
 
 
 class DevicePort:
-    def __init__(self, device, datapath, reactor):
+    def __init__(self, device, datapath, reactor, on_removed=None):
         self.device = device
         self.datapath = datapath
         self.reactor = reactor
         self.vnet = device.vnet                    # every read and write carries a virtio-net header
         self.super_packets = device.super_packets  # reads may be TSO super-packets
         self._reader = None
+        # Called once when the kernel ends the descriptor (reads fail with EBADFD): the
+        # interface was deleted under us, e.g. by ``ip link delete`` (wg-quick down).
+        self.on_removed = on_removed
 
     def start(self):
         self._reader = add_reader(self.reactor, self.device.fd, self._readable, "the device")
@@ -53,10 +56,19 @@ class DevicePort:
             except OSError as error:
                 if error.errno == errno.EINTR:
                     continue
+                if error.errno in (errno.EBADFD, errno.EBADF):
+                    self._removed()
+                    return
                 self.datapath.drops.drop("device_read_error", None, error.strerror)
                 break
         if frames:
             self.datapath.from_device(frames)
+
+    def _removed(self):
+        # Stop at once: the descriptor stays readable and would wake the loop for ever.
+        self.stop()
+        if self.on_removed is not None:
+            self.on_removed()
 
     def write_many(self, writes):
         """Write each list of buffers with one ``writev``; return [(index, drop reason)] for refusals."""

@@ -316,3 +316,15 @@ def test_second_service_on_a_live_path_refuses_to_start(short_dir):
     second.privilegedStartService()               # once the first is gone, the path is free
     assert second.port is not None
     second.stopService()
+
+
+def test_showconf_answers_the_running_yaml_or_says_it_cannot():
+    harness = Harness(showconf=lambda: "interface: {name: tr0}\n")
+    protocol, transport = harness.connect()
+    protocol.dataReceived(b'{"command": "showconf"}\n')
+    [reply] = replies(transport)
+    assert reply == {"ok": True, "result": {"yaml": "interface: {name: tr0}\n"}}
+    protocol, transport = Harness().connect()
+    protocol.dataReceived(b'{"command": "showconf"}\n')
+    [reply] = replies(transport)
+    assert reply["ok"] is False and reply["error"] == "unknown_command"
