@@ -18,7 +18,7 @@ from tunrelay.datapath.vnet import PLAIN_HEADER, VNET_HEADER, VnetHeader
 from tunrelay.relay import Relay
 
 __all__ = ["MemoryDevice", "MemoryLink", "MemoryTCPTransport", "RelayPair", "relay_from_yaml",
-           "relay_with_responder", "ipv4_packet", "from_device", "received"]
+           "relay_with_responder", "ipv4_packet", "from_device", "received", "encrypted_peer_config"]
 
 
 class MemoryDevice:
@@ -89,6 +89,21 @@ class MemoryLink:
         queued, self._queued = self._queued, []
         if queued and self.deliver_batch is not None:
             self.deliver_batch(queued)
+
+
+def encrypted_peer_config(own, peer_ip, peer_key, mode="tun", interface_extra=""):
+    """The YAML of a relay at 198.51.100.``own`` with one WireGuard peer at ``peer_ip`` (whose
+    private key is ``peer_key``) over UDP; ``interface_extra`` is added to the interface map."""
+    from tunrelay.crypto import keys
+
+    return ("interface: {name: tr0, mode: %s, mtu: 1420, addresses: [198.51.100.%d/24]%s}\n"
+            "private_key_file: unused.key\n"
+            "peers:\n"
+            "  - name: peer%d\n"
+            "    public_key: \"%s\"\n"
+            "    endpoint: \"udp://192.0.2.%d:51820\"\n"
+            "    allowed_ips: [198.51.100.%d/32]\n") % (
+        mode, own, interface_extra, peer_ip, keys.encode_key(keys.public_key(peer_key)), peer_ip, peer_ip)
 
 
 def relay_from_yaml(text, clock=None, private_key=None, preshared_keys=None):

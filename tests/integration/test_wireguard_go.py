@@ -15,7 +15,7 @@ import pytest
 from tunrelay.crypto import keys
 
 from .conftest import require_tool
-from .netns import checksum_errors, transfer, unique_name, wait_for
+from .netns import checksum_errors, transfer, unique_name
 from .test_two_hosts import OVERLAY_A, OVERLAY_B, write_key_file
 from .wireguard import start_wireguard_go
 

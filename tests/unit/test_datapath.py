@@ -7,7 +7,6 @@ what crossed.
 """
 
 import struct
-import textwrap
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -15,21 +14,12 @@ from scapy.layers.l2 import ARP, Ether
 
 from tunrelay.crypto import keys
 from tunrelay.datapath.vnet import GSO_TCPV4
-from tunrelay.testing import RelayPair, from_device, ipv4_packet
+from tunrelay.testing import RelayPair, encrypted_peer_config, from_device, ipv4_packet
 
 KEY_A, KEY_B = keys.generate_private_key(), keys.generate_private_key()
 
 
-def config(own, peer_ip, peer_key, mode="tun", offload=""):
-    return textwrap.dedent("""\
-        interface: {name: tr0, mode: %s, mtu: 1420, addresses: [198.51.100.%d/24]%s}
-        private_key_file: unused.key
-        peers:
-          - name: peer%d
-            public_key: "%s"
-            endpoint: "udp://192.0.2.%d:51820"
-            allowed_ips: [198.51.100.%d/32]
-        """) % (mode, own, offload, peer_ip, keys.encode_key(keys.public_key(peer_key)), peer_ip, peer_ip)
+config = encrypted_peer_config
 
 
 def pair(mode="tun", offload=""):

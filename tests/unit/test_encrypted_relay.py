@@ -1,25 +1,15 @@
 """Encrypted relays on in-memory links: WireGuard sessions carry the data path end to end."""
 
-import textwrap
-
 import pytest
 
 from tunrelay.crypto import keys
-from tunrelay.testing import MemoryLink, RelayPair, ipv4_packet, relay_from_yaml, from_device, received
+from tunrelay.testing import (MemoryLink, RelayPair, encrypted_peer_config, from_device, ipv4_packet, received,
+                              relay_from_yaml)
 
 KEY_A, KEY_B, KEY_EVE = (keys.generate_private_key() for _ in range(3))
 
 
-def config(own, peer_ip, peer_key, mode="tun"):
-    return textwrap.dedent("""\
-        interface: {name: tr0, mode: %s, addresses: [198.51.100.%d/24]}
-        private_key_file: unused.key
-        peers:
-          - name: peer%d
-            public_key: "%s"
-            endpoint: "udp://192.0.2.%d:51820"
-            allowed_ips: [198.51.100.%d/32]
-        """) % (mode, own, peer_ip, keys.encode_key(keys.public_key(peer_key)), peer_ip, peer_ip)
+config = encrypted_peer_config
 
 
 @pytest.fixture

@@ -88,7 +88,6 @@ def test_an_untouched_peer_keeps_its_session_state_through_a_uapi_change():
 
 def test_a_new_preshared_key_reaches_the_session_even_though_the_peer_config_is_equal():
     service = service_for()
-    core = service.relay.sessions.core
     psk = bytes(range(32))
     uapi(service, b"set=1\npublic_key=%s\npreshared_key=%s\n\n" % (keys.public_key(B).hex().encode(),
                                                                      psk.hex().encode()))

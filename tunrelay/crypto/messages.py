@@ -11,7 +11,7 @@ Parsing never authenticates; see ``cookie`` (macs) and ``noise``/``session``.
 """
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .constants import (

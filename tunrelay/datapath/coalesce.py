@@ -93,6 +93,7 @@ class Coalescer:
         self.udp = udp
         self._writes = []     # in arrival order: a _Run, or (packet, owner), or (frame, owner, framed)
         self._open = {}       # flow key -> the run new segments of that flow may join
+        self._last_key = self._last_run = None   # the run the last parsed segment opened
 
     def __len__(self):
         return len(self._writes)
@@ -124,7 +125,8 @@ class Coalescer:
                     # a run (a 32-bit field is congruent to the sum of its halves, mod 0xFFFF);
                     # the rest is the run's ``constant``.
                     varying = sequence + window + checksum + size + flags
-                    run = self._open.get(key)
+                    # A batch is mostly one flow's segments in a row: the last run first, then the table.
+                    run = self._last_run if key == self._last_key else self._open.get(key)
                     if run is not None:
                         if (not run.closed and sequence == run.next_seq and (tos, fragment, ttl, offset) == run.same
                                 and options == run.options and payload <= run.gso_size
@@ -139,6 +141,7 @@ class Coalescer:
                         run = _Run(packet, 0, 20, headers_end, False, (tos, fragment, ttl, offset), options, owner,
                                    constant)
                         self._open_run(run, key, sequence, payload, varying, flags)
+                        self._last_key, self._last_run = key, run
                         return
                 self._writes.append((packet, owner))
                 return
@@ -274,6 +277,7 @@ class Coalescer:
         each; empties the batch."""
         items, self._writes = self._writes, []
         self._open.clear()
+        self._last_key = self._last_run = None
         writes, owners = [], []
         for item in items:
             if type(item) is _Run:

@@ -55,11 +55,11 @@ class Receiver:
         authenticated = with_data = False
         for address, message in batch:
             size = len(message)
-            if size < TRANSPORT_MIN_SIZE or message[0] != _MESSAGE_TRANSPORT:
+            if size < TRANSPORT_MIN_SIZE:
                 sessions.control_message(link, address, message, now)
                 continue
             kind, receiver, counter = unpack(message)
-            if kind != _MESSAGE_TRANSPORT:     # non-zero reserved bytes: not a message we know
+            if kind != _MESSAGE_TRANSPORT:     # a handshake or cookie message (or unknown reserved bytes)
                 sessions.control_message(link, address, message, now)
                 continue
             if size > MAX_TRANSPORT_SIZE:
@@ -151,18 +151,25 @@ class Receiver:
                 counters.rx_bytes += total
                 datapath.route(4, head[7], packet, peer, head if total >= IPV4_HEAD_SIZE else None)
                 return
+        checked = self._checked(peer, packet)
+        if checked is not None:
+            datapath.route(*checked, peer)
+
+    def _checked(self, peer, packet):
+        """(version, destination, packet trimmed) if ``packet`` is sound and ``peer`` may send
+        from its source; else None, and the drop counted."""
         try:
             version, source, destination, packet = route_key(packet)   # trims WireGuard's padding
         except MalformedPacket as error:
             self.drops.drop(error.reason, peer)
-            return
-        if datapath.routes.lookup(version, source) is not peer:
+            return None
+        if self.datapath.routes.lookup(version, source) is not peer:
             self.drops.drop("source_not_allowed", peer)
-            return
+            return None
         counters = peer.counters
         counters.rx_packets += 1
         counters.rx_bytes += len(packet)
-        datapath.route(version, destination, packet, peer)
+        return version, destination, packet
 
     def deliver_frame(self, peer, frame):
         """A frame behind its own virtio-net header, from a peer that exchanges super-packets."""
@@ -170,17 +177,10 @@ class Receiver:
         if len(frame) <= VNET_HEADER:
             self.drops.drop("truncated_vnet_header", peer)
             return
-        try:
-            version, source, destination, packet = route_key(memoryview(frame)[VNET_HEADER:])
-        except MalformedPacket as error:
-            self.drops.drop(error.reason, peer)
+        checked = self._checked(peer, memoryview(frame)[VNET_HEADER:])
+        if checked is None:
             return
-        if datapath.routes.lookup(version, source) is not peer:
-            self.drops.drop("source_not_allowed", peer)
-            return
-        counters = peer.counters
-        counters.rx_packets += 1
-        counters.rx_bytes += len(packet)
+        version, destination, packet = checked
         frame = frame[:VNET_HEADER + len(packet)]   # WireGuard's padding off
         if frame[0] == 0 and frame[1] == 0:
             datapath.route(version, destination, packet, peer)   # an ordinary packet: route it as one
