@@ -73,6 +73,18 @@ def test_control_socket_defaults_to_interface_pattern():
     ("interface: {}\nplaintext: yes please\n", "t.yaml:2: plaintext: must be true or false"),
     ("interface: {name: a}\ninterface: {name: b}\nplaintext: true\n", "t.yaml:2: interface: given twice"),
     ("interface: [\n", "t.yaml:2: (yaml):"),
+    # Found by tests/fuzz (config target): PyYAML's ReaderError has no mark and a second line.
+    ("interface: {}\nplaintext: true\nx: \x02\n", "t.yaml:3: (yaml): unacceptable character #x0002"),
+    # ... and a quoted key or value holding a newline made a problem two lines long.
+    ('interface: {"a\\nb": 1}\nplaintext: true\n', "t.yaml:1: interface.a\\nb: unknown key"),
+    ('interface: {}\nplaintext: true\nresponder: {address: 198.51.100.9, services: {80: "a\\nb:c"}}\n',
+     "t.yaml:3: responder.services.80: cannot import a\\nb:"),
+    # ... a tag that PyYAML cannot construct raised out of parse, and deep nesting recursed out.
+    ("interface: {mtu: !!int abc}\nplaintext: true\n", "t.yaml:1: interface.mtu: cannot read this value: 'abc' is not a valid !!int"),
+    ("interface: {mtu: !!timestamp 99999-01-01}\nplaintext: true\n", "t.yaml:1: interface.mtu: cannot read this value"),
+    ("interface: {mode: !!tun x}\nplaintext: true\n", "t.yaml:1: interface.mode: cannot read this value: could not determine a constructor"),
+    ("listen: !!float x\ninterface: {}\nplaintext: true\n", "t.yaml:1: listen: cannot read this value"),
+    ("[" * 2000, "t.yaml:1: (yaml): nested too deeply"),
     ("", "t.yaml:1: (top): the file is empty"),
 ])
 def test_each_mistake_is_one_line_with_path_and_line(text, expected):
