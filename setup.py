@@ -14,7 +14,7 @@ setup(
         "pyyaml>=6",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "scapy>=2.5", "prometheus-client>=0.17"],
+        "test": ["pytest>=7", "hypothesis>=6", "scapy>=2.5", "prometheus-client>=0.17", "atheris>=2.3"],
         "bench": ["matplotlib"],
     },
     entry_points={"console_scripts": ["tunrelay = tunrelay.cli:main"]},
