@@ -9,7 +9,7 @@ checksum, or turn its check off.
 from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.icmp import IcmpMessage, is_error_type
 
-from ._packets import same_but_checksum, with_checksum
+from ._packets import checked_or_not, same_but_checksum, with_checksum
 
 REJECTIONS = (MalformedPacket,)
 COVERS = ["tunrelay/wire/icmp.py"]
@@ -19,10 +19,7 @@ MAX_LEN = 2048
 def fuzz_one(data):
     if not data:
         return
-    options, buf = data[0], data[1:]
-    if options & 1:
-        buf = with_checksum(buf, 2)
-    verify = not options & 2
+    verify, buf = checked_or_not(data, lambda packet: with_checksum(packet, 2))
     message = IcmpMessage.parse(buf, verify_checksum=verify)
     emitted = message.emit()
     if verify:

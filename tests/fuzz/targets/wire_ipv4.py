@@ -12,7 +12,7 @@ from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.ip import route_key
 from tunrelay.wire.ipv4 import Ipv4Header, header_length_of, is_valid_source
 
-from ._packets import same_but_checksum, with_ipv4_header_checksum
+from ._packets import checked_or_not, same_but_checksum, with_ipv4_header_checksum
 
 REJECTIONS = (MalformedPacket,)
 COVERS = ["tunrelay/wire/ipv4.py", "tunrelay/wire/ip.py", "tunrelay/wire/checksum.py"]
@@ -22,10 +22,7 @@ MAX_LEN = 2048
 def fuzz_one(data):
     if not data:
         return
-    options, buf = data[0], data[1:]
-    if options & 1:
-        buf = with_ipv4_header_checksum(buf)
-    verify = not options & 2
+    verify, buf = checked_or_not(data, with_ipv4_header_checksum)
     try:
         header, payload = Ipv4Header.parse(buf, verify_checksum=verify)
     except MalformedPacket:

@@ -12,8 +12,7 @@ from tunrelay.wire.checksum import pseudo_header_sum
 from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.tcp import FIN, SYN, PROTO_TCP, TcpSegment
 
-from ._input import FuzzInput
-from ._packets import with_checksum
+from ._packets import with_checksum, with_pseudo_header
 
 REJECTIONS = (MalformedPacket,)
 COVERS = ["tunrelay/wire/tcp.py"]
@@ -21,14 +20,7 @@ MAX_LEN = 2048
 
 
 def fuzz_one(data):
-    inp = FuzzInput(data)
-    options = inp.u8()
-    family = options % 3
-    source = destination = None
-    if family:
-        size = 4 if family == 1 else 16
-        source, destination = inp.exact(size), inp.exact(size)
-    buf = inp.rest()
+    options, source, destination, buf = with_pseudo_header(data)
     if options & 4 and source is not None:
         buf = with_checksum(buf, 16, initial=pseudo_header_sum(source, destination, PROTO_TCP, len(buf)))
     segment = TcpSegment.parse(buf, source, destination)

@@ -10,8 +10,7 @@ from tunrelay.wire.checksum import pseudo_header_sum
 from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.udp import PROTO_UDP, UdpHeader
 
-from ._input import FuzzInput
-from ._packets import with_checksum
+from ._packets import with_checksum, with_pseudo_header
 
 REJECTIONS = (MalformedPacket,)
 COVERS = ["tunrelay/wire/udp.py", "tunrelay/wire/checksum.py"]
@@ -19,14 +18,7 @@ MAX_LEN = 2048
 
 
 def fuzz_one(data):
-    inp = FuzzInput(data)
-    options = inp.u8()
-    family = options % 3
-    source = destination = None
-    if family:
-        size = 4 if family == 1 else 16
-        source, destination = inp.exact(size), inp.exact(size)
-    buf = inp.rest()
+    options, source, destination, buf = with_pseudo_header(data)
     if options & 4 and source is not None and len(buf) >= 8:
         length = int.from_bytes(buf[4:6], "big")
         if 8 <= length <= len(buf):
@@ -37,5 +29,5 @@ def fuzz_one(data):
         source, destination = bytes(4), bytes(4)
     emitted = header.emit(payload, source, destination)
     assert UdpHeader.parse(emitted, source, destination) == (header, payload)
-    if options & 4 and buf[6:8] != b"\x00\x00" and family:
+    if options & 4 and buf[6:8] != b"\x00\x00" and options % 3:
         assert emitted == buf[:8 + len(payload)]
