@@ -45,11 +45,26 @@ SOURCES = ("P", "Q", ("tcp", "192.0.2.7", 40000))
 START = 1_700_000_000.0
 MAX_OPERATIONS = 8
 
-# X25519 is most of the cost of an input (a genuine handshake takes about 13 scalar
-# multiplications) and the same few keys recur, so remember results: both functions are
-# pure, and a low-order point still raises on every call (exceptions are not cached).
-primitives.public_key = functools.lru_cache(maxsize=8192)(primitives.public_key)
-primitives.dh = functools.lru_cache(maxsize=8192)(primitives.dh)
+
+
+def _remembered(function):
+    """``function`` with its results remembered; exceptions are not, so they recur."""
+    cached = functools.lru_cache(maxsize=16384)(function)
+
+    def call(*args):
+        try:
+            return cached(*args)
+        except TypeError:   # an unhashable argument (a memoryview)
+            return function(*args)
+
+    return call
+
+
+# The cryptography is most of the cost of an input (a genuine handshake takes about 13
+# X25519 multiplications and dozens of BLAKE2s HMACs), and the same keys, ephemerals and
+# transcripts recur from input to input. These functions are pure: remember their results.
+for _name in ("public_key", "dh", "hash", "hmac", "kdf", "xaead_encrypt", "xaead_decrypt"):
+    setattr(primitives, _name, _remembered(getattr(primitives, _name)))
 
 
 class _Session:
