@@ -85,12 +85,24 @@ def test_control_socket_defaults_to_interface_pattern():
     ("interface: {mode: !!tun x}\nplaintext: true\n", "t.yaml:1: interface.mode: cannot read this value: could not determine a constructor"),
     ("listen: !!float x\ninterface: {}\nplaintext: true\n", "t.yaml:1: listen: cannot read this value"),
     ("[" * 2000, "t.yaml:1: (yaml): nested too deeply"),
+    # ... and a relative module name in a service spec raised TypeError out of importlib.
+    ('interface: {}\nplaintext: true\nresponder: {address: 198.51.100.9, services: {80: ".x:y"}}\n',
+     "t.yaml:3: responder.services.80: .x:y: name the module in full"),
     ("", "t.yaml:1: (top): the file is empty"),
 ])
 def test_each_mistake_is_one_line_with_path_and_line(text, expected):
     problems = problems_of(text)
     assert any(problem.startswith(expected) for problem in problems), problems
     assert all("\n" not in problem for problem in problems)
+
+
+def test_a_service_module_that_fails_while_importing_is_a_problem(tmp_path, monkeypatch):
+    (tmp_path / "broken_service_module.py").write_text("raise RuntimeError('broken at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    problems = problems_of("interface: {addresses: [198.51.100.1/24]}\nplaintext: true\n"
+                           "responder: {address: 198.51.100.9, services: {80: 'broken_service_module:factory'}}\n")
+    assert problems == ["t.yaml:3: responder.services.80: importing broken_service_module failed: "
+                        "RuntimeError: broken at import"]
 
 
 def test_all_problems_reported_in_line_order():
