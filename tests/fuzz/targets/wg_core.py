@@ -189,7 +189,7 @@ class _Peer:
         session = self.sessions[inp.u8() % len(self.sessions)]
         how = inp.u8() % 3
         if how == 0:
-            counter = session.next_counter
+            counter = min(session.next_counter, 2**64 - 1)
         elif how == 1:
             counter = max(0, session.next_counter - 1 - inp.u8() * 64)
         else:
