@@ -13,7 +13,6 @@ import textwrap
 import pytest
 
 from tests.fuzz.run import target_names
-from tunrelay.testing import ipv4_packet
 from tunrelay.wire.ipv4 import Ipv4Header
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.py")
@@ -53,7 +52,8 @@ def test_an_exception_outside_the_documented_rejections_fails_the_pass(tmp_path)
     '''))
     workdir = tmp_path / "work"
     (workdir / "corpus").mkdir(parents=True)
-    (workdir / "corpus" / "seed").write_bytes(ipv4_packet("192.0.2.1", "192.0.2.2", b"!x"))
+    seed = Ipv4Header(bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2]), 17).emit(b"!x")
+    (workdir / "corpus" / "seed").write_bytes(seed)
     result = fuzz(str(planted), workdir, 1_000_000, "-seed=1")
     assert result.returncode != 0, result.stderr[-2000:]
     assert "IndexError: planted" in result.stdout

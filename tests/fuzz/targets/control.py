@@ -4,10 +4,10 @@ Contract: ``RequestReader.next_item`` never raises; each line becomes a ``Reques
 ``RequestError`` value (a fatal one, ``line_too_long``, makes the server close the
 connection). ``decode_request`` raises only ``RequestError``. So nothing may escape.
 
-An input picks the line limit and cuts its bytes into fuzzed chunks. Checks: the items up
-to the first fatal one do not depend on how the stream was cut (compared with feeding it
-whole); the reader holds at most one bounded line; a ``Request`` names a known command;
-every error's reply encodes as exactly one line of JSON.
+An input picks the line limit and cuts its bytes into fuzzed chunks. Checks: the items
+(up to the first fatal one, at most MAX_ITEMS) do not depend on how the stream was cut
+(compared with feeding it whole); the reader holds at most one bounded line; a
+``Request`` names a known command; every error's reply encodes as one line of JSON.
 """
 
 import json
