@@ -136,6 +136,11 @@ class _Reader:
         result = {}
         for key_node, value_node in node.value:
             key = self.value(key_node, path)
+            try:
+                hash(key)
+            except TypeError:   # a tagged scalar can construct to a list or a dict
+                self.problem(key_node, path, "a key must be a plain string or number")
+                continue
             key_path = "%s.%s" % (path, key) if path else str(key)
             if key not in known:
                 self.problem(key_node, key_path, "unknown key (known: %s)" % ", ".join(sorted(known)))

@@ -85,6 +85,8 @@ def test_control_socket_defaults_to_interface_pattern():
     ("interface: {mode: !!tun x}\nplaintext: true\n", "t.yaml:1: interface.mode: cannot read this value: could not determine a constructor"),
     ("listen: !!float x\ninterface: {}\nplaintext: true\n", "t.yaml:1: listen: cannot read this value"),
     ("[" * 2000, "t.yaml:1: (yaml): nested too deeply"),
+    # ... a key whose tag constructs a list (!!omap) raised TypeError (unhashable).
+    ("interface: {}\nplaintext: true\n!!omap x: 1\n", "t.yaml:3: (top): a key must be a plain string or number"),
     # ... and a relative module name in a service spec raised TypeError out of importlib.
     ('interface: {}\nplaintext: true\nresponder: {address: 198.51.100.9, services: {80: ".x:y"}}\n',
      "t.yaml:3: responder.services.80: .x:y: name the module in full"),
