@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Run one coverage-guided fuzz target (atheris/libFuzzer), or replay inputs through it.
 
     python3 tests/fuzz/run.py NAME [--runs N] [--seconds S] [--workdir DIR] [-- LIBFUZZER ARGS]
@@ -88,7 +89,8 @@ def fuzz(name, options, libfuzzer_args):
     workdir = options.workdir or tempfile.mkdtemp(prefix="fuzz-%s-" % os.path.basename(name))
     generated = os.path.join(workdir, "corpus")
     os.makedirs(generated, exist_ok=True)
-    argv = [sys.argv[0], "-max_len=%d" % getattr(target, "MAX_LEN", 4096),
+    # libFuzzer re-runs argv[0] through the shell for -merge=1 and -fork: name the target there.
+    argv = ["%s %s --" % (os.path.abspath(__file__), name), "-max_len=%d" % getattr(target, "MAX_LEN", 4096),
             "-artifact_prefix=%s/" % workdir, "-print_final_stats=1"]
     if options.runs is not None:
         argv.append("-runs=%d" % options.runs)
