@@ -17,7 +17,7 @@ setup(
         "uvloop>=0.17; sys_platform == 'linux'",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "scapy>=2.5", "prometheus-client>=0.17"],
+        "test": ["pytest>=7", "hypothesis>=6", "scapy>=2.5", "prometheus-client>=0.17", "atheris>=2.3"],
         "bench": ["matplotlib"],
     },
     # tunrelay-wg is one word because wg-quick runs "$WG_QUICK_USERSPACE_IMPLEMENTATION" INTERFACE.

@@ -113,6 +113,14 @@ class RelayConfig:
     key_lines: dict = field(default_factory=dict, compare=False)  # key path -> line, for key-file errors
 
 
+def _one_line(text):
+    """``text`` with what would break a one-line problem (a newline in a quoted key or
+    value, a control character) escaped as Python would write it."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class _Reader:
     """Reads typed values out of YAML nodes, collecting problems instead of stopping."""
 
@@ -120,15 +128,31 @@ class _Reader:
         self.source = source
         self.problems = []
         self._scalars = yaml.SafeLoader("")
+        self._unreadable = set()   # ids of scalar nodes already reported as unreadable
 
     def problem(self, node, path, message):
+        if node is not None and id(node) in self._unreadable:
+            return   # "cannot read" said it; "must be a string" would only repeat it
         line = node.start_mark.line + 1 if node is not None else 1
-        self.problems.append((line, "%s:%d: %s: %s" % (self.source, line, path or "(top)", message)))
+        self.problems.append((line, "%s:%d: %s: %s" % (self.source, line, _one_line(path or "(top)"),
+                                                        _one_line(message))))
 
-    def value(self, node):
-        if isinstance(node, yaml.ScalarNode):
+    def value(self, node, path):
+        """The Python value of a scalar node (None for a collection or an unreadable scalar)."""
+        if not isinstance(node, yaml.ScalarNode):
+            return None
+        try:
             return self._scalars.construct_object(node)
-        return None
+        except Exception as error:
+            # A tag names the constructor (!!int abc, !!timestamp 99999-01-01, !!foo), and
+            # PyYAML's constructors fail with ConstructorError, ValueError, AttributeError...
+            if isinstance(error, yaml.YAMLError):
+                reason = getattr(error, "problem", None) or str(error).splitlines()[0]
+            else:
+                reason = "%r is not a valid !!%s" % (node.value[:40], node.tag.rpartition(":")[2])
+            self.problem(node, path, "cannot read this value: %s" % reason)
+            self._unreadable.add(id(node))
+            return None
 
     def mapping(self, node, path, known):
         """Return {key: value node} for a mapping node, reporting unknown and repeated keys."""
@@ -137,7 +161,12 @@ class _Reader:
             return {}
         result = {}
         for key_node, value_node in node.value:
-            key = self.value(key_node)
+            key = self.value(key_node, path)
+            try:
+                hash(key)
+            except TypeError:   # a tagged scalar can construct to a list or a dict
+                self.problem(key_node, path, "a key must be a plain string or number")
+                continue
             key_path = "%s.%s" % (path, key) if path else str(key)
             if key not in known:
                 self.problem(key_node, key_path, "unknown key (known: %s)" % ", ".join(sorted(known)))
@@ -148,7 +177,7 @@ class _Reader:
         return result
 
     def sequence(self, node, path):
-        if isinstance(node, yaml.ScalarNode) and self.value(node) is None:
+        if isinstance(node, yaml.ScalarNode) and self.value(node, path) is None:
             return []
         if not isinstance(node, yaml.SequenceNode):
             self.problem(node, path, "must be a list")
@@ -156,21 +185,21 @@ class _Reader:
         return node.value
 
     def string(self, node, path):
-        value = self.value(node)
+        value = self.value(node, path)
         if not isinstance(value, str) or not value:
             self.problem(node, path, "must be a non-empty string")
             return None
         return value
 
     def boolean(self, node, path):
-        value = self.value(node)
+        value = self.value(node, path)
         if not isinstance(value, bool):
             self.problem(node, path, "must be true or false")
             return None
         return value
 
     def number(self, node, path, low, high, integer=True):
-        value = self.value(node)
+        value = self.value(node, path)
         kinds = (int,) if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
             self.problem(node, path, "must be %s from %s to %s" % ("an integer" if integer else "a number", low, high))
@@ -179,7 +208,7 @@ class _Reader:
 
     def parsed(self, node, path, parser):
         """Apply ``parser`` to a string value, turning ValueError into a problem."""
-        text = self.value(node)
+        text = self.value(node, path)
         if not isinstance(text, str):
             text = str(text) if text is not None else ""
         try:
@@ -214,7 +243,7 @@ def _interface(reader, node, path):
             reader.problem(fields["name"], path + ".name", "must be at most %d characters, without '/' or spaces" % (IFNAMSIZ - 1))
         values["name"] = name
     if "mode" in fields:
-        mode = reader.value(fields["mode"])
+        mode = reader.value(fields["mode"], path + ".mode")
         if mode not in ("tun", "tap"):
             reader.problem(fields["mode"], path + ".mode", "must be 'tun' or 'tap', not %r" % (mode,))
         values["mode"] = mode
@@ -398,9 +427,9 @@ def parse(text, source="<string>"):
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise ConfigError(["%s:%d: (yaml): %s" % (source, line, getattr(error, "problem", None) or error)]) from None
+        raise ConfigError([_yaml_problem(source, text, error)]) from None
+    except RecursionError:   # PyYAML's composer recurses once per nesting level: "[[[[..."
+        raise ConfigError(["%s:1: (yaml): nested too deeply" % source]) from None
     if root is None:
         raise ConfigError(["%s:1: (top): the file is empty; 'interface' is required" % source])
     fields = reader.mapping(root, "", _TOP_KEYS)
@@ -434,7 +463,7 @@ def parse(text, source="<string>"):
     if "max_frame_size" in fields:
         values["max_frame_size"] = reader.number(fields["max_frame_size"], "max_frame_size", MIN_FRAME, MAX_FRAME)
     if "metrics" in fields and reader.parsed(fields["metrics"], "metrics", parse_metrics_address) is not None:
-        values["metrics"] = reader.value(fields["metrics"])
+        values["metrics"] = reader.value(fields["metrics"], "metrics")
     if "forward_between_peers" in fields:
         values["forward_between_peers"] = reader.boolean(fields["forward_between_peers"], "forward_between_peers")
     if "responder" in fields:
@@ -449,7 +478,7 @@ def parse(text, source="<string>"):
     peers = [_peer(reader, item, "peers[%d]" % index, plaintext) for index, item in enumerate(peer_nodes)]
     for index, item in enumerate(peer_nodes):
         for key_node, value_node in (item.value if isinstance(item, yaml.MappingNode) else ()):
-            if reader.value(key_node) == "preshared_key_file":
+            if reader.value(key_node, "peers[%d]" % index) == "preshared_key_file":
                 key_lines["peers[%d].preshared_key_file" % index] = value_node.start_mark.line + 1
     _check_peer_set(reader, peer_nodes, peers, plaintext, interface)
     values["peers"] = tuple(peer for peer in peers if peer is not None)
@@ -463,12 +492,26 @@ def _uapi_socket(reader, fields, plaintext, interface):
     if "uapi_socket" not in fields:
         return None if plaintext else DEFAULT_UAPI_SOCKET.format(interface=interface.name)
     node = fields["uapi_socket"]
-    if reader.value(node) is False:
+    if reader.value(node, "uapi_socket") is False:
         return None
     path = reader.string(node, "uapi_socket")
     if path is not None and plaintext:
         reader.problem(node, "uapi_socket", "needs WireGuard mode (plaintext: false); set it to false or remove it")
     return path
+
+
+def _yaml_problem(source, text, error):
+    """One line for a YAML syntax error: its line, and its message without the context
+    lines PyYAML adds (a ReaderError, for a control character, has a position, no mark)."""
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        line = mark.line + 1
+    elif isinstance(getattr(error, "position", None), int):
+        line = text.count("\n", 0, error.position) + 1
+    else:
+        line = 1
+    message = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return "%s:%d: (yaml): %s" % (source, line, _one_line(" ".join(message.split())))
 
 
 def _check_peer_set(reader, nodes, peers, plaintext, interface):

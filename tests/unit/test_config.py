@@ -89,12 +89,38 @@ def test_fwmark_defaults_to_none_and_takes_32_bits():
     ("interface: {}\nplaintext: yes please\n", "t.yaml:2: plaintext: must be true or false"),
     ("interface: {name: a}\ninterface: {name: b}\nplaintext: true\n", "t.yaml:2: interface: given twice"),
     ("interface: [\n", "t.yaml:2: (yaml):"),
+    # Found by tests/fuzz (config target): PyYAML's ReaderError has no mark and a second line.
+    ("interface: {}\nplaintext: true\nx: \x02\n", "t.yaml:3: (yaml): unacceptable character #x0002"),
+    # ... and a quoted key or value holding a newline made a problem two lines long.
+    ('interface: {"a\\nb": 1}\nplaintext: true\n', "t.yaml:1: interface.a\\nb: unknown key"),
+    ('interface: {addresses: [198.51.100.1/24]}\nplaintext: true\nresponder: {address: 198.51.100.9, services: {80: "a\\nb:c"}}\n',
+     "t.yaml:3: responder.services.80: cannot import a\\nb:"),
+    # ... a tag that PyYAML cannot construct raised out of parse, and deep nesting recursed out.
+    ("interface: {mtu: !!int abc}\nplaintext: true\n", "t.yaml:1: interface.mtu: cannot read this value: 'abc' is not a valid !!int"),
+    ("interface: {mtu: !!timestamp 99999-01-01}\nplaintext: true\n", "t.yaml:1: interface.mtu: cannot read this value"),
+    ("interface: {mode: !!tun x}\nplaintext: true\n", "t.yaml:1: interface.mode: cannot read this value: could not determine a constructor"),
+    ("listen: !!float x\ninterface: {}\nplaintext: true\n", "t.yaml:1: listen: cannot read this value"),
+    ("[" * 2000, "t.yaml:1: (yaml): nested too deeply"),
+    # ... a key whose tag constructs a list (!!omap) raised TypeError (unhashable).
+    ("interface: {}\nplaintext: true\n!!omap x: 1\n", "t.yaml:3: (top): a key must be a plain string or number"),
+    # ... and a relative module name in a service spec raised TypeError out of importlib.
+    ('interface: {addresses: [198.51.100.1/24]}\nplaintext: true\nresponder: {address: 198.51.100.9, services: {80: ".x:y"}}\n',
+     "t.yaml:3: responder.services.80: .x:y: name the module in full"),
     ("", "t.yaml:1: (top): the file is empty"),
 ])
 def test_each_mistake_is_one_line_with_path_and_line(text, expected):
     problems = problems_of(text)
     assert any(problem.startswith(expected) for problem in problems), problems
     assert all("\n" not in problem for problem in problems)
+
+
+def test_a_service_module_that_fails_while_importing_is_a_problem(tmp_path, monkeypatch):
+    (tmp_path / "broken_service_module.py").write_text("raise RuntimeError('broken at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    problems = problems_of("interface: {addresses: [198.51.100.1/24]}\nplaintext: true\n"
+                           "responder: {address: 198.51.100.9, services: {80: 'broken_service_module:factory'}}\n")
+    assert problems == ["t.yaml:3: responder.services.80: importing broken_service_module failed: "
+                        "RuntimeError: broken at import"]
 
 
 def test_all_problems_reported_in_line_order():

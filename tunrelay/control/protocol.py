@@ -122,10 +122,14 @@ class RequestReader:
                     return RequestError("line_too_long", "request longer than %d bytes" % self.max_line,
                                         fatal=True)
                 return None
-            line = bytes(self._buffer[:newline]).rstrip(b"\r")
+            line = bytes(self._buffer[:newline])
             del self._buffer[:newline + 1]
+            # The limit counts every byte before the newline, a CR included, as the check
+            # above counts a line still arriving: the answer must not depend on where the
+            # stream happened to be cut.
             if len(line) > self.max_line:
                 return RequestError("line_too_long", "request longer than %d bytes" % self.max_line, fatal=True)
+            line = line.rstrip(b"\r")
             if not line.strip():
                 continue  # blank lines (a human with socat pressing return) are not errors
             try:

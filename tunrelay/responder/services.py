@@ -39,10 +39,14 @@ def _import_factory(spec):
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError("must be one of %s or 'module:attribute'" % ", ".join(BUILTINS))
+    if module_name.startswith("."):
+        raise ValueError("%s: name the module in full (no leading '.')" % spec)
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ValueError("cannot import %s: %s" % (module_name, error)) from None
+    except Exception as error:   # the module's own code failed while it was imported
+        raise ValueError("importing %s failed: %s: %s" % (module_name, type(error).__name__, error)) from None
     factory = getattr(module, attribute, None)
     if factory is None:
         raise ValueError("%s has no attribute %r" % (module_name, attribute))

@@ -71,6 +71,20 @@ def test_a_line_of_exactly_the_limit_is_accepted():
     assert read_all(reader) == [Request("status")]
 
 
+def test_the_line_limit_does_not_depend_on_where_the_stream_is_cut():
+    # Found by tests/fuzz (control target): a line of the limit plus a CR was accepted when
+    # its newline came in the same read, and was line_too_long when it came in the next.
+    status = b'{"command":"status"}'
+    stream = status + b"x\r\n" + status + b"\n"
+    whole = RequestReader(max_line=len(status) + 1)
+    whole.feed(stream)
+    cut = RequestReader(max_line=len(status) + 1)
+    cut.feed(stream[:len(status) + 2])
+    first = read_all(cut)
+    cut.feed(stream[len(status) + 2:])
+    assert reasons(read_all(whole)) == reasons(first + read_all(cut)) == ["line_too_long", "status"]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(max_size=300), max_size=8), st.integers(min_value=1, max_value=200))
 def test_arbitrary_bytes_never_raise_and_buffer_stays_bounded(chunks, max_line):

@@ -1,0 +1,1 @@
+"""One module per fuzz target; ``tests/fuzz/run.py`` describes the shape of a target."""
