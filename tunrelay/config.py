@@ -517,6 +517,7 @@ def _yaml_problem(source, text, error):
 def _check_peer_set(reader, nodes, peers, plaintext, interface):
     """Rules that need all peers at once: unique names, unambiguous identities and routes."""
     seen_names = {}
+    seen_keys = {}
     owners = {}
     endpointless = []
     for index, (node, peer) in enumerate(zip(nodes, peers)):
@@ -526,6 +527,10 @@ def _check_peer_set(reader, nodes, peers, plaintext, interface):
         if peer.name in seen_names:
             reader.problem(node, path + ".name", "%r is already used by peers[%d]" % (peer.name, seen_names[peer.name]))
         seen_names.setdefault(peer.name, index)
+        if peer.public_key is not None and peer.public_key in seen_keys:
+            # One key is one WireGuard identity: the second peer could never be told apart.
+            reader.problem(node, path + ".public_key", "is already the key of peers[%d]" % seen_keys[peer.public_key])
+        seen_keys.setdefault(peer.public_key, index)
         for network in peer.allowed_ips:
             if network.is_multicast:
                 continue  # a group is shared: every neighbour may carry OSPF's 224.0.0.5

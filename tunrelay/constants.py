@@ -16,6 +16,8 @@ DEVICE_READS_PER_TURN = 64    # frames read per wake-up: one batch for the send 
 MAX_COALESCED_IP_LENGTH = 65535   # a coalesced run is one IP packet
 UDP_MAX_COALESCED_PAYLOAD = 256   # UDP datagrams merged only up to this size: each must be checksummed in Python
 UDP_MAX_COALESCED_SEGMENTS = 64   # the kernel refuses a UDP GSO write of more (UDP_MAX_SEGMENTS: 64, 128 since 6.3)
+TCP_MAX_COALESCED_SEGMENTS = 64   # a run's writev holds a view per member: far below UIO_MAXIOV (1024)
+MIN_GSO_SIZE = 48                 # the kernel never sends a smaller MSS (TCP_MIN_SND_MSS); smaller is hostile
 
 # --- framing ----------------------------------------------------------------
 PLAINTEXT_LENGTH_PREFIX = 2   # simpletun / usertunnel / OpenVPN-TCP: 2-byte big-endian length

@@ -176,7 +176,7 @@ class Relay:
         if path in peer.paths:
             return
         if link.kind != "tcp" and len(self._bindings) >= MAX_UDP_BINDINGS:
-            self.drops.drop("too_many_paths", peer, link.describe(address))
+            self.drops.drop_from("too_many_paths", peer, link, address)
             return
         peer.paths.append(path)
         self._bindings[path] = peer

@@ -40,13 +40,27 @@ class DropReporter:
         self._suppressed = Counter()
 
     def drop(self, reason, peer=None, detail=""):
+        if self._counted(reason, peer):
+            self._log(reason, peer, detail)
+
+    def drop_from(self, reason, peer, link, address):
+        """``drop`` for a message from ``address`` on ``link``, described only if it is logged
+        (a flood of bad datagrams then costs a count each, not a formatted string each)."""
+        if self._counted(reason, peer):
+            self._log(reason, peer, link.describe(address))
+
+    def _counted(self, reason, peer):
+        """Count the drop; True if it is to be logged (its reason's interval has passed)."""
         counters = peer.counters if peer is not None else self.counters
         counters.drops[reason] += 1
         now = self.clock.seconds()
         if now < self._next_log.get(reason, 0.0):
             self._suppressed[reason] += 1
-            return
+            return False
         self._next_log[reason] = now + self.interval
+        return True
+
+    def _log(self, reason, peer, detail):
         suppressed = self._suppressed.pop(reason, 0)
         self.log.warn(
             "dropped ({reason}) from {peer}{detail}{suppressed_note}",

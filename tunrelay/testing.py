@@ -107,8 +107,9 @@ def encrypted_peer_config(own, peer_ip, peer_key, mode="tun", interface_extra=""
 
 
 def relay_from_yaml(text, clock=None, private_key=None, preshared_keys=None):
+    """A relay on a memory device from YAML ``text`` (or from a RelayConfig parsed already)."""
     clock = clock if clock is not None else Clock()
-    config = configuration.parse(text)
+    config = configuration.parse(text) if isinstance(text, str) else text
     offload = config.interface.offload
     device = MemoryDevice(vnet=offload != configuration.OFFLOAD_OFF,
                           super_packets=offload == configuration.OFFLOAD_SUPER_PACKETS)

@@ -17,6 +17,9 @@ from tunrelay.wire.ipv4 import Ipv4Header
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.py")
 RUNS = int(os.environ.get("TUNRELAY_FUZZ_RUNS", "20000"))
+# A datapath input runs two whole relays (about 10 ms): a tenth of the inputs keeps its pass
+# near 20 s, like the others; its long campaigns are run by hand.
+_SHARE = {"datapath": 0.1}
 _DONE = re.compile(r"^Done (\d+) runs in (\d+) second", re.MULTILINE)
 
 
@@ -28,12 +31,13 @@ def fuzz(target, workdir, runs, *libfuzzer_args):
 
 @pytest.mark.parametrize("target", target_names())
 def test_target_runs_without_a_finding(target, tmp_path):
-    result = fuzz(target, tmp_path, RUNS)
+    runs = max(1, int(RUNS * _SHARE.get(target, 1)))
+    result = fuzz(target, tmp_path, runs)
     report = (result.stdout + result.stderr)[-4000:]   # atheris prints a finding on stdout
     assert result.returncode == 0, report
     assert not list(tmp_path.glob("crash-*")), report
     done = _DONE.search(result.stderr)
-    assert done and int(done.group(1)) >= RUNS, report
+    assert done and int(done.group(1)) >= runs, report
 
 
 def test_an_exception_outside_the_documented_rejections_fails_the_pass(tmp_path):

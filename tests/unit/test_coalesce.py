@@ -15,7 +15,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from tunrelay.constants import UDP_MAX_COALESCED_PAYLOAD
+from tunrelay.constants import TCP_MAX_COALESCED_SEGMENTS, UDP_MAX_COALESCED_PAYLOAD
 from tunrelay.datapath.coalesce import Coalescer
 from tunrelay.datapath.headers import IPV4_HEAD, IPV4_HEAD_SIZE
 from tunrelay.datapath.vnet import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HEADER, VnetHeader
@@ -24,10 +24,11 @@ A4, B4 = "198.51.100.2", "198.51.100.1"
 A6, B6 = "2001:db8:1::2", "2001:db8:1::1"
 
 
-def tcp_segment(seq, payload, version=4, sport=40000, ack=1, flags="A", ttl=64, tos=0, options=(), bad=False):
+def tcp_segment(seq, payload, version=4, sport=40000, ack=1, flags="A", ttl=64, tos=0, options=(), bad=False,
+                urgent=0):
     ip = IP(src=A4, dst=B4, ttl=ttl, tos=tos, flags="DF") if version == 4 else IPv6(src=A6, dst=B6, hlim=ttl, tc=tos)
     raw = bytearray(bytes(ip / TCP(sport=sport, dport=5201, seq=seq, ack=ack, flags=flags, window=500,
-                                   options=list(options)) / payload))
+                                   urgptr=urgent, options=list(options)) / payload))
     if bad:
         raw[-1] ^= 0x5A   # the payload no longer matches the checksum
     return bytes(raw)
@@ -80,10 +81,11 @@ def reference_groups(packets):
             continue
         key = (packet.src, packet.dst, tcp.sport, tcp.dport, tcp.ack)
         fields = ((packet.tos, packet.flags.DF, packet.ttl) if ipv4 else (packet.tc, packet.fl >> 16, packet.hlim),
-                  tcp.dataofs, bytes(tcp)[20:tcp.dataofs * 4])
+                  tcp.dataofs, bytes(tcp)[20:tcp.dataofs * 4], tcp.urgptr)
         run = open_runs.get(key)
         if (run is not None and not run["closed"] and tcp.seq == run["next"] and fields == run["fields"]
-                and payload <= run["size"] and run["length"] + payload <= 65535):
+                and payload <= run["size"] and run["length"] + payload <= 65535
+                and len(run["members"]) < TCP_MAX_COALESCED_SEGMENTS):
             run["members"].append(index)
             run["next"] = (tcp.seq + payload) & 0xFFFFFFFF
             run["length"] += payload
@@ -191,6 +193,23 @@ def test_a_long_run_stops_at_one_ip_packets_limit():
     frames, _, _ = coalesce(packets)
     assert [len(frame) <= 65535 for _, frame in frames] == [True] * len(frames) and len(frames) == 2
     assert sum(len(bytes(IP(frame)[TCP].payload)) for _, frame in frames) == 60 * 1400
+
+
+@pytest.mark.parametrize("parsed", [False, True])
+def test_tcp_runs_stop_at_a_bounded_number_of_members(parsed):
+    # Tiny segments would otherwise put thousands of buffers in one writev (UIO_MAXIOV is 1024).
+    count = 2 * TCP_MAX_COALESCED_SEGMENTS + 1
+    frames, owners, _ = coalesce([tcp_segment(i * 10, bytes(10)) for i in range(count)], parsed=parsed)
+    assert owners == [0, TCP_MAX_COALESCED_SEGMENTS, 2 * TCP_MAX_COALESCED_SEGMENTS]
+    assert all(scapy_checksums_agree(frame) for _, frame in frames)
+
+
+@pytest.mark.parametrize("parsed", [False, True])
+def test_a_member_with_another_urgent_pointer_starts_its_own_run(parsed):
+    packets = [tcp_segment(0, bytes(100)), tcp_segment(100, bytes(100), urgent=7), tcp_segment(200, bytes(100))]
+    frames, owners, _ = coalesce(packets, parsed=parsed)
+    assert owners == [0, 1, 2] and all(scapy_checksums_agree(frame) for _, frame in frames)
+    assert reference_groups(packets) == [[0], [1], [2]]
 
 
 @pytest.mark.parametrize("parsed", [False, True])

@@ -140,6 +140,18 @@ def test_duplicate_names_and_overlapping_allowed_ips_are_errors():
     assert any("peers[1].allowed_ips: 198.51.100.2/32 is already allowed for peer 'b'" in p for p in problems)
 
 
+def test_two_peers_with_one_public_key_are_an_error():
+    key = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+    problems = problems_of(textwrap.dedent("""\
+        interface: {}
+        private_key_file: a.key
+        peers:
+          - {name: b, public_key: "%s", allowed_ips: [198.51.100.2/32]}
+          - {name: c, public_key: "%s", allowed_ips: [198.51.100.3/32]}
+        """ % (key, key)))
+    assert any("peers[1].public_key: is already the key of peers[0]" in p for p in problems)
+
+
 def test_plaintext_cannot_have_two_peers_without_endpoint():
     problems = problems_of("interface: {}\nplaintext: true\npeers:\n  - {name: b}\n  - {name: c}\n")
     assert any("plaintext mode cannot tell apart peers without an endpoint (b, c)" in p for p in problems)

@@ -136,3 +136,24 @@ def test_device_frames_and_their_counters_in_one_batch():
     from_device(relays.a, *segments(3))
     assert counters.rx_packets == rx_before + 3
     assert struct.unpack("!H", relays.b.device.writes[-1][1][10 + 2:10 + 4])[0] == 20 + 20 + 3 * 1368
+
+
+@pytest.mark.parametrize("mode", ["tun", "tap"])
+def test_a_frame_marked_only_data_valid_is_an_ordinary_frame(mode):
+    # The kernel sets DATA_VALID on forwarded packets whatever offload was asked for: no work is left.
+    relays = pair(mode)
+    packet = ipv4_packet("198.51.100.1", "198.51.100.2", b"verified")
+    frame = packet if mode == "tun" else bytes(Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff")) + packet
+    assert relays.a.datapath.device_vnet
+    relays.a.datapath.from_device([struct.pack("<BBHHHH", 2, 0, 0, 0, 0, 0) + frame])
+    assert relays.b.device.written[-1] == frame and not relays.a.drops.counters.drops
+
+
+def test_a_wireguard_peer_without_session_state_is_never_sent_in_clear():
+    relays = pair()
+    peer = relays.a.peers["peer2"]
+    sent_before = len(relays.link_a.sent)
+    peer.wg = None   # its core handle gone (the peer being removed mid-batch)
+    relays.a.datapath.sender.to_peer_whole(peer, b"secret payload")
+    assert len(relays.link_a.sent) == sent_before
+    assert peer.counters.drops["no_session"] == 1

@@ -103,3 +103,13 @@ def _without_checksums(packet):
 def test_plain_packets_pass_untouched():
     packet = bytes(IP(src="198.51.100.1", dst="198.51.100.2") / TCP())
     assert to_packets(header(), packet) == [packet]
+
+
+@pytest.mark.parametrize("gso_size", [0, 1, 47])
+def test_a_gso_size_below_the_kernels_minimum_mss_is_refused(gso_size):
+    from tunrelay.wire.errors import MalformedPacket
+
+    raw, _ = partial(IP(src="198.51.100.1", dst="198.51.100.2") / TCP(sport=1, dport=2) / bytes(9000), 4)
+    with pytest.raises(MalformedPacket, match="bad_gso"):
+        to_packets(header(F_NEEDS_CSUM, GSO_TCPV4, gso_size, 20, 16), raw)
+    assert len(to_packets(header(F_NEEDS_CSUM, GSO_TCPV4, 48, 20, 16), raw)) == 9000 // 48 + 1

@@ -64,3 +64,13 @@ def test_matches_a_naive_model_without_bounds(operations):
         for address, (expected_port, seen) in model.items():
             expected = expected_port if now - seen <= 30 else None
             assert switch.lookup(address, now) == expected
+
+
+def test_a_full_table_is_swept_at_most_once_per_interval():
+    # A flood of new MACs against a full table must not walk the table for every frame.
+    switch = LearningSwitch(aging=10, max_per_port=2)
+    switch.learn(mac(1), B, now=0)
+    switch.learn(mac(2), B, now=0.3)
+    assert switch.learn(mac(3), B, now=10.2) is None       # swept: mac 1 had expired
+    assert switch.learn(mac(4), B, now=10.5) == "mac_table_port_full"   # mac 2 expired, but no sweep yet
+    assert switch.learn(mac(4), B, now=11.3) is None       # the next sweep makes room

@@ -116,22 +116,32 @@ class Datapath:
     def finish(self):
         """End of a batch: the responder's answers and the core's deferred work, then the
         device writes, then the links."""
-        while self._responder_frames:
-            frames, self._responder_frames = self._responder_frames, []
-            self.sender.from_port(frames, RESPONDER_PORT)
-        self._in_batch = False
-        self.sender.batch_ended()
-        self.relay.sessions.after_batch()
-        coalescer = self.coalescer
-        if coalescer is not None and len(coalescer):
-            self._write_device(*coalescer.take())
-        self.flush_links()
+        # Whatever raises on the way, the batch ends: the next one must not inherit this one's
+        # state, and every link still sends what it queued.
+        try:
+            while self._responder_frames:
+                frames, self._responder_frames = self._responder_frames, []
+                self.sender.from_port(frames, RESPONDER_PORT)
+        finally:
+            self._responder_frames = []
+            self._in_batch = False
+            try:
+                self.sender.batch_ended()
+                self.relay.sessions.after_batch()
+                coalescer = self.coalescer
+                if coalescer is not None and len(coalescer):
+                    self._write_device(*coalescer.take())
+            finally:
+                self.flush_links()
 
     def flush_links(self):
         if self.dirty_links:
             links, self.dirty_links = self.dirty_links, set()
             for link in links:
-                link.flush()
+                try:
+                    link.flush()
+                except Exception as error:   # one link's failure must not keep the others' datagrams
+                    self.drops.drop("link_flush_failed", None, "%s link: %r" % (link.kind, error))
 
     # ---- where a packet goes (tun: by IP; tap: by MAC) --------------------------------
 

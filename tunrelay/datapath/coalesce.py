@@ -8,8 +8,8 @@ once per run instead of once per packet. The rules are wireguard-go's
 never with a timer, and only
 
 - TCP (IPv4 without options and not a fragment, or IPv6 without extension headers) with
-  the same addresses, ports and ACK number, flags ACK or ACK|PSH, identical TCP options,
-  equal TOS/DF/TTL (IPv6: traffic class and hop limit), the sequence exactly contiguous,
+  the same addresses, ports and ACK number, flags ACK or ACK|PSH, identical TCP options and
+  urgent pointer, equal TOS/DF/TTL (IPv6: traffic class and hop limit), the sequence exactly contiguous,
   equal payload sizes except a shorter last one, and nothing after a PSH; a run stays
   within 65535 bytes of IP packet;
 - UDP (USO, RFC 768) with the same addresses and ports, equal IP fields, equal sizes except
@@ -37,7 +37,8 @@ refused write is counted against its peer.
 
 import struct
 
-from tunrelay.constants import MAX_COALESCED_IP_LENGTH, UDP_MAX_COALESCED_PAYLOAD, UDP_MAX_COALESCED_SEGMENTS
+from tunrelay.constants import (MAX_COALESCED_IP_LENGTH, TCP_MAX_COALESCED_SEGMENTS, UDP_MAX_COALESCED_PAYLOAD,
+                                UDP_MAX_COALESCED_SEGMENTS)
 
 from . import vnet
 
@@ -128,9 +129,12 @@ class Coalescer:
                     # A batch is mostly one flow's segments in a row: the last run first, then the table.
                     run = self._last_run if key == self._last_key else self._open.get(key)
                     if run is not None:
-                        if (not run.closed and sequence == run.next_seq and (tos, fragment, ttl, offset) == run.same
+                        # The urgent pointer is summed once, from the head: a member must match it.
+                        if (not run.closed and sequence == run.next_seq
+                                and (tos, fragment, ttl, offset, urgent) == run.same
                                 and options == run.options and payload <= run.gso_size
-                                and run.ip_total + payload <= MAX_COALESCED_IP_LENGTH):
+                                and run.ip_total + payload <= MAX_COALESCED_IP_LENGTH
+                                and len(run.packets) < TCP_MAX_COALESCED_SEGMENTS):
                             self._join(run, packet, payload, sequence, varying, flags)
                             return
                         run.closed = True
@@ -138,7 +142,7 @@ class Coalescer:
                         options_sum = (0 if options is None else option0 + option1 + option2
                                        if type(options) is tuple else int.from_bytes(options, "big"))
                         constant = source + destination + 6 - 20 + ports + ack + (offset << 8) + urgent + options_sum
-                        run = _Run(packet, 0, 20, headers_end, False, (tos, fragment, ttl, offset), options, owner,
+                        run = _Run(packet, 0, 20, headers_end, False, (tos, fragment, ttl, offset, urgent), options, owner,
                                    constant)
                         self._open_run(run, key, sequence, payload, varying, flags)
                         self._last_key, self._last_run = key, run
@@ -167,8 +171,8 @@ class Coalescer:
             if protocol == 6 and self.tcp and size > l2 + 40:
                 tos, fragment, ttl, flow, sequence, ack, offset, flags = _TCP4.unpack_from(packet, l2)
                 if not fragment & 0x3FFF:   # not a fragment (MF or an offset)
-                    self._add_tcp(packet, size, l2 + 20, (tos, fragment, ttl, offset), flow, sequence, ack,
-                                  offset, flags, owner)
+                    self._add_tcp(packet, size, l2 + 20, (tos, fragment, ttl, offset, packet[l2 + 38:l2 + 40]), flow,
+                                  sequence, ack, offset, flags, owner)
                     return
             elif protocol == 17 and self.udp and not packet[l2 + 6] & 0x3F and not packet[l2 + 7]:
                 self._add_udp(packet, size, l2 + 20, l2 + 12, owner)
@@ -177,8 +181,8 @@ class Coalescer:
             protocol = packet[l2 + 6]
             if protocol == 6 and self.tcp and size > l2 + 60:
                 head, hop_limit, flow, sequence, ack, offset, flags = _TCP6.unpack_from(packet, l2)
-                self._add_tcp(packet, size, l2 + 40, (head >> 20, hop_limit, offset), flow, sequence, ack,
-                              offset, flags, owner)
+                self._add_tcp(packet, size, l2 + 40, (head >> 20, hop_limit, offset, packet[l2 + 58:l2 + 60]), flow,
+                              sequence, ack, offset, flags, owner)
                 return
             if protocol == 17 and self.udp:
                 self._add_udp(packet, size, l2 + 40, l2 + 8, owner)
@@ -211,7 +215,7 @@ class Coalescer:
 
     def _add_tcp(self, packet, size, l4, same, flow, sequence, ack, offset, flags, owner):
         """``same``: what every member must share with the head (TOS, DF and TTL, or traffic
-        class and hop limit; the data offset); ``flow``: addresses and ports."""
+        class and hop limit; the data offset and urgent pointer); ``flow``: addresses and ports."""
         headers_end = l4 + (offset >> 4) * 4
         if (flags != _ACK and flags != _ACK_PSH) or headers_end >= size or headers_end < l4 + 20:
             self._writes.append((packet, owner))
@@ -227,7 +231,8 @@ class Coalescer:
         run = self._open.get(key)
         if run is not None:
             if (not run.closed and sequence == run.next_seq and same == run.same and options == run.options
-                    and payload <= run.gso_size and run.ip_total + payload <= MAX_COALESCED_IP_LENGTH):
+                    and payload <= run.gso_size and run.ip_total + payload <= MAX_COALESCED_IP_LENGTH
+                    and len(run.packets) < TCP_MAX_COALESCED_SEGMENTS):
                 self._join(run, packet, payload, sequence, member_sum, flags)
                 return
             run.closed = True

@@ -51,43 +51,42 @@ class Receiver:
         indices = core.indices
         deliver = self.deliver
         unpack, nonce = _TRANSPORT.unpack_from, _NONCE.pack
-        run_receiver = run_address = keypair = refusal = None
+        run_receiver = run_address = keypair = refusal = refused_peer = None
         authenticated = with_data = False
         for address, message in batch:
             size = len(message)
-            if size < TRANSPORT_MIN_SIZE:
-                sessions.control_message(link, address, message, now)
-                continue
-            kind, receiver, counter = unpack(message)
-            if kind != _MESSAGE_TRANSPORT:     # a handshake or cookie message (or unknown reserved bytes)
+            kind, receiver, counter = unpack(message) if size >= TRANSPORT_MIN_SIZE else (None, None, None)
+            if kind != _MESSAGE_TRANSPORT:     # a handshake or cookie message (or too short, or unknown)
+                if authenticated:   # it may change the sessions: the run ends before it
+                    self._run_authenticated(keypair, link, run_address, with_data)
+                run_receiver, authenticated = None, False
                 sessions.control_message(link, address, message, now)
                 continue
             if size > MAX_TRANSPORT_SIZE:
-                drops.drop("bad_size", None, link.describe(address))
+                drops.drop_from("bad_size", None, link, address)
                 continue
             if receiver != run_receiver or address != run_address:
                 if authenticated:
                     self._run_authenticated(keypair, link, run_address, with_data)
                 run_receiver, run_address, authenticated, with_data = receiver, address, False, False
-                keypair, refusal = indices.get(receiver), None
+                keypair, refusal, refused_peer = indices.get(receiver), None, None
                 if keypair.__class__ is not Keypair:
                     keypair, refusal = None, "unknown_index"
                 elif now - keypair.created >= REJECT_AFTER_TIME:
-                    keypair, refusal = None, "expired_keypair"
+                    keypair, refusal, refused_peer = None, "expired_keypair", keypair.peer.peer_id
                 else:
                     peer = keypair.peer.peer_id
                     decrypt, accept = keypair.decrypt, keypair.replay.accept
             if keypair is None:
-                drops.drop(refusal, None if refusal == "unknown_index" else indices[receiver].peer.peer_id,
-                           link.describe(address))
+                drops.drop_from(refusal, refused_peer, link, address)
                 continue
             try:
                 plaintext = decrypt(nonce(0, counter), message[TRANSPORT_HEADER_SIZE:], None)
             except InvalidTag:
-                drops.drop("decrypt_failed", peer, link.describe(address))
+                drops.drop_from("decrypt_failed", peer, link, address)
                 continue
             if not accept(counter):
-                drops.drop("replay", peer, link.describe(address))
+                drops.drop_from("replay", peer, link, address)
                 continue
             authenticated = True
             if size > TRANSPORT_MIN_SIZE:   # an empty payload is a keepalive
@@ -114,7 +113,7 @@ class Receiver:
             if peer is None:
                 peer = sessions.identify(link.kind, address)
                 if peer is None:
-                    self.drops.drop("unknown_peer", None, link.describe(address))
+                    self.drops.drop_from("unknown_peer", None, link, address)
                     continue
                 relay.path_opened(peer, link, address)
             relay.heard_from(peer, link, address)

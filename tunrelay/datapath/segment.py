@@ -13,6 +13,7 @@ only, CWR on the first only, and a full TCP checksum (RFC 1071).
 ``skb_checksum_help`` does.
 """
 
+from tunrelay.constants import MIN_GSO_SIZE
 from tunrelay.wire.checksum import internet_checksum, ones_complement_sum, pseudo_header_sum
 from tunrelay.wire.errors import MalformedPacket
 
@@ -52,7 +53,8 @@ def segment(packet, header):
     tcp_length = (packet[ip_length + 12] >> 4) * 4
     headers_end = ip_length + tcp_length
     mss = header.gso_size
-    if mss <= 0 or tcp_length < 20 or headers_end > len(packet):
+    # A tiny gso_size would turn one read into thousands of segments (CVE-2019-11477's lesson).
+    if mss < MIN_GSO_SIZE or tcp_length < 20 or headers_end > len(packet):
         raise MalformedPacket("bad_gso")
     ip_header = bytes(packet[:ip_length])
     tcp_header = bytearray(packet[ip_length:headers_end])

@@ -22,7 +22,7 @@ from tunrelay.wire.ip import route_key
 
 from .ports import DEVICE_PORT
 from .segment import to_packets
-from .vnet import PLAIN_HEADER, VNET_HEADER, VnetHeader
+from .vnet import F_NEEDS_CSUM, PLAIN_HEADER, VNET_HEADER, VnetHeader
 
 __all__ = ["Sender"]
 
@@ -36,6 +36,7 @@ class Sender:
         self.datapath = datapath
         self.relay = datapath.relay
         self.drops = datapath.drops
+        self.plaintext = datapath.relay.config.plaintext   # fixed for the relay's life (reload refuses a change)
         self.sealed_for = {}   # core peer handles we sealed data for in this batch (told once, at its end)
 
     def batch_ended(self):
@@ -55,7 +56,7 @@ class Sender:
         if not datapath.tun:
             for frame in frames:
                 if strip:
-                    if frame[0] or frame[1]:
+                    if frame[1] or frame[0] & F_NEEDS_CSUM:
                         self._tap_offload_frame(frame, ingress)
                         continue
                     frame = frame[VNET_HEADER:]
@@ -69,7 +70,9 @@ class Sender:
             if not strip:
                 route_packet(frame, ingress)
                 continue
-            if frame[0] or frame[1]:   # flags or gso_type: the kernel left work for us
+            # A gso_type or NEEDS_CSUM leaves work for us; DATA_VALID alone (a checksum the kernel
+            # already verified, set on forwarded packets even without TUNSETOFFLOAD) leaves none.
+            if frame[1] or frame[0] & F_NEEDS_CSUM:
                 self._offload_frame(frame, ingress)
                 continue
             counters.rx_packets += 1
@@ -106,7 +109,8 @@ class Sender:
             datapath.route(version, destination, piece, ingress)
 
     def _tap_offload_frame(self, frame, ingress):
-        """Tap with offload headers: the kernel only sends those with TSO on, which tap mode never asks for."""
+        """Tap with a GSO type or a partial checksum: the kernel only sends those with offload
+        on, which tap mode never asks for."""
         self.drops.drop("unexpected_vnet_offload", None)
 
     def _takes_super_packets(self, peer):
@@ -141,7 +145,10 @@ class Sender:
     def to_peer_whole(self, peer, data):
         """``data`` exactly as it goes into one message to ``peer``."""
         handle = peer.wg
-        if handle is None:                       # plaintext
+        if handle is None:
+            if not self.plaintext:   # a WireGuard peer whose session state is gone: never send in clear
+                self.drops.drop("no_session", peer)
+                return
             path = peer.active_path
             if path is None:
                 self.drops.drop("no_path", peer)

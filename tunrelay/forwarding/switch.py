@@ -10,7 +10,9 @@ The table is bounded per port and in total, so a peer that floods random source 
 fill only its own share: once a port holds ``max_per_port`` entries, new MACs from it are
 not learned (their frames still flow, by flooding) and the refusal is reported to the
 caller for counting. Expired entries are evicted lazily on lookup and swept when the
-table is full, so memory never exceeds the bounds whatever the traffic.
+table is full, at most once per SWEEP_INTERVAL (a sweep walks the whole table, and a
+flood of new MACs against a full table must not pay for one per frame), so memory never
+exceeds the bounds whatever the traffic.
 """
 
 __all__ = ["LearningSwitch"]
@@ -18,6 +20,7 @@ __all__ = ["LearningSwitch"]
 DEFAULT_AGING = 300.0
 DEFAULT_MAX_PER_PORT = 1024
 DEFAULT_MAX_TOTAL = 65536
+SWEEP_INTERVAL = 1.0
 
 
 class LearningSwitch:
@@ -27,6 +30,7 @@ class LearningSwitch:
         self.max_total = max_total
         self._entries = {}       # mac -> [port, last seen]
         self._per_port = {}      # port -> number of entries
+        self._last_sweep = None
 
     def __len__(self):
         return len(self._entries)
@@ -76,5 +80,8 @@ class LearningSwitch:
         self._count(entry[0], -1)
 
     def _sweep(self, now):
+        if self._last_sweep is not None and 0 <= now - self._last_sweep < SWEEP_INTERVAL:
+            return
+        self._last_sweep = now
         for mac, entry in [(mac, entry) for mac, entry in self._entries.items() if now - entry[1] > self.aging]:
             self._remove(mac, entry)

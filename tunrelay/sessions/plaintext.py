@@ -58,7 +58,7 @@ class PlaintextSessions:
     def stream_opened(self, link, address, peer):
         peer = peer or self.identify("tcp", address)
         if peer is None:
-            self.relay.drops.drop("unknown_peer", None, link.describe(address))
+            self.relay.drops.drop_from("unknown_peer", None, link, address)
             return False
         self.relay.path_opened(peer, link, address)
         return True

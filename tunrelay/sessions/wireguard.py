@@ -121,7 +121,7 @@ class WireGuardSessions:
             self._control(self.core.send_keepalive(peer, self.clock.seconds()))
             return True
         if len(self._pending) >= MAX_PENDING_STREAMS:
-            self.relay.drops.drop("too_many_unauthenticated", None, link.describe(address))
+            self.relay.drops.drop_from("too_many_unauthenticated", None, link, address)
             return False
         self._pending[link] = (address, self.clock.callLater(HANDSHAKE_DEADLINE, self._no_handshake, link))
         return True
@@ -188,8 +188,10 @@ class WireGuardSessions:
             if kind is Transmit:
                 self._transmit(event)
             elif kind is Drop:
-                source = event.source
-                relay.drops.drop(event.reason, event.peer_id, source[0].describe(source[1]) if source else "")
+                if event.source:
+                    relay.drops.drop_from(event.reason, event.peer_id, *event.source)
+                else:
+                    relay.drops.drop(event.reason, event.peer_id)
             elif kind is EndpointChanged:
                 self._authenticated(event.peer_id, *event.new_source)
             elif kind is HandshakeInitiated:

@@ -189,6 +189,10 @@ class UdpLink(_SharedSocket):
     def _dropped(self, address, reason, count):
         if reason is not None:
             peer = self.datapath.relay.peer_of_path(self, address)
+            if peer is not None:
+                # Counted as sent when queued; a datagram the kernel refused was not.
+                counters = peer.counters
+                counters.tx_packets = max(0, counters.tx_packets - count)
             for _ in range(count):
                 self.datapath.drops.drop(reason, peer)
 
