@@ -113,3 +113,20 @@ def test_a_gso_size_below_the_kernels_minimum_mss_is_refused(gso_size):
     with pytest.raises(MalformedPacket, match="bad_gso"):
         to_packets(header(F_NEEDS_CSUM, GSO_TCPV4, gso_size, 20, 16), raw)
     assert len(to_packets(header(F_NEEDS_CSUM, GSO_TCPV4, 48, 20, 16), raw)) == 9000 // 48 + 1
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=1500), st.sampled_from([4, 6]))
+def test_a_lone_udp_packets_partial_checksum_is_finished_as_scapy_computes_it(payload, version):
+    from scapy.layers.inet import UDP
+
+    from tunrelay.datapath.segment import finish_checksum
+    from tunrelay.wire.checksum import pseudo_header_sum
+
+    ip = IP(src="198.51.100.1", dst="198.51.100.2") if version == 4 else IPv6(src="2001:db8::1", dst="2001:db8::2")
+    finished = bytes(ip / UDP(sport=5000, dport=5201) / payload)   # scapy: 0 is sent as 0xFFFF
+    start = 20 if version == 4 else 40
+    partial = bytearray(finished)
+    addresses = (finished[12:16], finished[16:20]) if version == 4 else (finished[8:24], finished[24:40])
+    partial[start + 6:start + 8] = pseudo_header_sum(*addresses, 17, len(finished) - start).to_bytes(2, "big")
+    assert finish_checksum(bytes(partial), start, 6) == finished

@@ -72,7 +72,12 @@ class Datapath:
         self.device = device
         self.device_vnet = bool(device is not None and device.vnet)
         self.super_packets = bool(device is not None and device.super_packets)
-        self.coalescer = Coalescer(0 if self.tun else ETHERNET_HEADER_LEN) if self.device_vnet else None
+        # UDP runs are not coalesced: the kernel charges every datagram cut from a USO write
+        # with the whole write's buffer, so a receiver on a default SO_RCVBUF overflows. Seen
+        # with iperf3 -u -l 64 at 25 Mbit/s: 25% lost with runs of 64, 36% with runs of 8,
+        # 1.4% without coalescing.
+        self.coalescer = (Coalescer(0 if self.tun else ETHERNET_HEADER_LEN, udp=False) if self.device_vnet
+                          else None)
         # to_device(packet, owner, head=None): queue a packet for the device; it is written when
         # the batch ends, coalesced where it can be (``head``: its IPV4_HEAD, tun only).
         if self.coalescer is not None:

@@ -14,7 +14,8 @@ never with a timer, and only
   within 65535 bytes of IP packet;
 - UDP (USO, RFC 768) with the same addresses and ports, equal IP fields, equal sizes except
   a shorter last one, a verified checksum on every datagram, and at most
-  UDP_MAX_COALESCED_SEGMENTS of them (the kernel refuses more).
+  UDP_MAX_COALESCED_SEGMENTS of them (the kernel refuses more). The data path leaves this
+  off (``udp=False``): see ``tunrelay.datapath.Datapath`` for what it cost a receiver.
 
 Checksums. A UDP run is written with F_NEEDS_CSUM, so the kernel trusts it: every datagram's
 checksum is verified here first, which costs a sum over its bytes, so only datagrams up

@@ -14,12 +14,12 @@ only, CWR on the first only, and a full TCP checksum (RFC 1071).
 """
 
 from tunrelay.constants import MIN_GSO_SIZE
-from tunrelay.wire.checksum import internet_checksum, ones_complement_sum, pseudo_header_sum
+from tunrelay.wire.checksum import fold, internet_checksum, ones_complement_sum, pseudo_header_sum
 from tunrelay.wire.errors import MalformedPacket
 
 from .vnet import F_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6
 
-__all__ = ["complete_checksum", "segment", "to_packets"]
+__all__ = ["complete_checksum", "finish_checksum", "segment", "to_packets"]
 
 _FIN, _PSH, _CWR = 0x01, 0x08, 0x80
 _PROTO_TCP = 6
@@ -28,12 +28,22 @@ _PROTO_TCP = 6
 def complete_checksum(packet, header):
     """Finish a partial checksum: the field holds the pseudo-header sum; sum from csum_start to
     the end and store the result."""
-    start, offset = header.csum_start, header.csum_start + header.csum_offset
-    if offset + 2 > len(packet) or start > offset:
+    return finish_checksum(packet, header.csum_start, header.csum_offset)
+
+
+def finish_checksum(data, start, offset):
+    """``data`` with the checksum at ``start + offset``, summed from ``start`` to the end,
+    completed: one copy, no per-word loop (see ``tunrelay.wire.checksum``). A result of zero
+    is stored as 0xFFFF, its one's-complement twin: UDP reads 0 as "no checksum" (RFC 768)."""
+    field = start + offset
+    if field + 2 > len(data):
         raise MalformedPacket("bad_vnet_checksum_offsets")
-    packet = bytearray(packet)
-    packet[offset:offset + 2] = internet_checksum(memoryview(packet)[start:]).to_bytes(2, "big")
-    return bytes(packet)
+    covered = memoryview(data)[start:]
+    total = int.from_bytes(covered, "big")
+    if len(covered) & 1:
+        total <<= 8   # the odd last byte, padded with zero
+    checksum = 0xFFFF - fold(total) or 0xFFFF
+    return b"".join((data[:field], checksum.to_bytes(2, "big"), data[field + 2:]))
 
 
 def segment(packet, header):

@@ -21,7 +21,7 @@ from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.ip import route_key
 
 from .ports import DEVICE_PORT
-from .segment import to_packets
+from .segment import finish_checksum, to_packets
 from .vnet import F_NEEDS_CSUM, PLAIN_HEADER, VNET_HEADER, VnetHeader
 
 __all__ = ["Sender"]
@@ -72,9 +72,16 @@ class Sender:
                 continue
             # A gso_type or NEEDS_CSUM leaves work for us; DATA_VALID alone (a checksum the kernel
             # already verified, set on forwarded packets even without TUNSETOFFLOAD) leaves none.
-            if frame[1] or frame[0] & F_NEEDS_CSUM:
+            if frame[1]:
                 self._offload_frame(frame, ingress)
                 continue
+            if frame[0] & F_NEEDS_CSUM:   # a lone packet (most UDP, with TUN_F_CSUM on): finish it here
+                try:   # csum_start and csum_offset: little-endian, at bytes 6 and 8 of the header
+                    frame = finish_checksum(frame, VNET_HEADER + frame[6] + (frame[7] << 8),
+                                            frame[8] + (frame[9] << 8))
+                except MalformedPacket as error:
+                    self.drops.drop(error.reason, None)
+                    continue
             counters.rx_packets += 1
             counters.rx_bytes += len(frame) - VNET_HEADER
             if len(frame) >= VNET_HEADER + 20:
