@@ -38,6 +38,7 @@ STREAM_READ_SIZE = 256 * 1024  # bytes read from a TCP connection per readable e
 MAX_CONNECTIONS_PER_PEER = 4  # newer connections from the same peer evict the oldest
 MAX_UDP_BINDINGS = 4096       # remembered (socket, address) -> peer bindings
 MAX_PENDING_STREAMS = 64      # TCP connections not yet authenticated (WireGuard mode), all sources
+MAX_PENDING_STREAMS_PER_SOURCE = 8   # ...and from one IP address (one host cannot fill the table)
 HANDSHAKE_DEADLINE = 15.0     # ...and each must authenticate within this (three REKEY_TIMEOUTs)
 RECONNECT_INITIAL_DELAY = 1.0
 RECONNECT_MAX_DELAY = 30.0

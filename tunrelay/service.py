@@ -46,6 +46,7 @@ from tunrelay.relay import Relay
 from tunrelay.responder.port import ResponderPort
 from tunrelay.twisted_io.datagram import EthernetLink, open_ethernet_socket
 from tunrelay.twisted_io.device_port import DevicePort
+from tunrelay.twisted_io.netlink_watch import NetworkChangeWatcher, RetryClock
 from tunrelay.twisted_io.stream import InboundFactory, OutboundFactory
 from tunrelay.uapi.apply import apply_set
 from tunrelay.uapi.protocol import ERRNO_INVALID, ERRNO_PORT_IN_USE, UapiError
@@ -135,6 +136,9 @@ class RelayService(MultiService):
         if self.metrics is not None:
             self.metrics.setServiceParent(self)
         self.clients = {}              # peer name -> ClientService keeping its TCP endpoint up
+        # Their retries are on a clock that a returning link or route moves to now.
+        self.retry_clock = RetryClock(reactor)
+        self.network_changes = NetworkChangeWatcher(reactor, self.retry_clock.retry_now)
         self._last_refresh = {}        # peer name -> when its hostname was last resolved again
         self._resolved = {}            # peer name -> the (link, address) its hostname gave last
         for peer in self.relay.peers.values():
@@ -148,7 +152,7 @@ class RelayService(MultiService):
             HostnameEndpoint(self.reactor, endpoint.host, endpoint.port),
             OutboundFactory(self.relay, peer),
             retryPolicy=_announced_backoff(peer.name, str(endpoint)),
-            clock=self.reactor)
+            clock=self.retry_clock)
         client.setName("connect-" + peer.name)
         client.setServiceParent(self)  # starts it at once when we are already running
         self.clients[peer.name] = client
@@ -271,6 +275,7 @@ class RelayService(MultiService):
         for peer in self.relay.peers.values():
             self._connect_datagram_endpoint(peer)
         self._install_sighup()
+        self.network_changes.start()
         self.relay.endpoint_refresh = self._refresh_endpoint
         self.relay.start_liveness()
         self.log.info("relay up on {device} ({mode}), {count} peers; event loop: {loop}",
@@ -477,6 +482,7 @@ class RelayService(MultiService):
 
     def stopService(self):
         stopped = MultiService.stopService(self)
+        self.network_changes.stop()
         if self.responder is not None:
             self.responder.stop()
         self.relay.stop()

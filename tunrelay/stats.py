@@ -49,6 +49,12 @@ class DropReporter:
         if self._counted(reason, peer):
             self._log(reason, peer, link.describe(address))
 
+    def count(self, reason, peer=None):
+        """Count a drop that is expected and never worth a warning (the kernel's own link-local
+        chatter on a fresh device)."""
+        counters = peer.counters if peer is not None else self.counters
+        counters.drops[reason] += 1
+
     def _counted(self, reason, peer):
         """Count the drop; True if it is to be logged (its reason's interval has passed)."""
         counters = peer.counters if peer is not None else self.counters

@@ -5,6 +5,7 @@ Names resolve through /etc/netns/<namespace>/hosts, which `ip netns exec` mounts
 """
 
 import os
+import re
 import shutil
 import time
 
@@ -74,3 +75,28 @@ def test_tcp_peer_that_restarts_is_reconnected(lab, tmp_path):
     seconds = back_in_service(b, None, OVERLAY_A)
     print("TCP peer back in service %.1f s after its relay restarted" % seconds)
     assert seconds < 6
+
+
+def test_tcp_peer_is_back_soon_after_a_long_outage_whatever_its_backoff(lab, tmp_path):
+    # The dialling side's reconnect backoff grows through the outage; the link's return (an
+    # rtnetlink notice) must retry at once rather than when the backoff says.
+    a, b = lab.underlay()
+    config_a = encrypted(relay_config("tun", 1, ["tcp://192.0.2.1:51820"]), tmp_path, 1)
+    config_a["peers"][0]["keepalive"] = 1
+    lab.relay(a, config_a)
+    config_b = encrypted(relay_config("tun", 2, [], "tcp://192.0.2.1:51820", dead_peer_timeout=3), tmp_path, 2)
+    config_b["peers"][0]["keepalive"] = 1
+    relay_b = lab.relay(b, config_b)
+    b.ping(OVERLAY_A)
+
+    b.ip("link", "set", "u0", "down")
+    outage = time.monotonic()
+    # The outage lasts until B's backoff has grown past 10 s (about 30 s of failed attempts).
+    wait_for(lambda: any(float(delay) >= 10 for delay in re.findall(r"reconnecting to \S+ in ([\d.]+)s",
+                                                                      relay_b.log())),
+             60, interval=0.5, message="B's reconnect backoff to pass 10 s")
+    print("outage of %.0f s" % (time.monotonic() - outage))
+    b.ip("link", "set", "u0", "up")
+    seconds = back_in_service(b, None, OVERLAY_A)
+    print("TCP peer back in service %.1f s after a long outage ended" % seconds)
+    assert seconds <= 5

@@ -157,3 +157,21 @@ def test_a_wireguard_peer_without_session_state_is_never_sent_in_clear():
     relays.a.datapath.sender.to_peer_whole(peer, b"secret payload")
     assert len(relays.link_a.sent) == sent_before
     assert peer.counters.drops["no_session"] == 1
+
+
+def test_the_kernels_link_local_chatter_is_counted_without_a_warning():
+    from scapy.layers.inet6 import ICMPv6MLReport2, ICMPv6ND_RS, IPv6
+    from twisted.logger import capturedLogs
+
+    relays = pair()
+    chatter = [bytes(IPv6(src="fe80::1", dst="ff02::2") / ICMPv6ND_RS()),
+               bytes(IPv6(src="fe80::1", dst="ff02::16", hlim=1) / ICMPv6MLReport2()),
+               bytes(IPv6(src="fe80::1", dst="fe80::2") / b"x"),
+               ipv4_packet("198.51.100.1", "224.0.0.251", b"mdns")]
+    stray = ipv4_packet("198.51.100.1", "203.0.113.9", b"nobody's")
+    with capturedLogs() as events:
+        from_device(relays.a, *chatter)
+        from_device(relays.a, stray)
+    drops = relays.a.drops.counters.drops
+    assert drops["link_local_no_route"] == 4 and drops["no_route"] == 1
+    assert [event.get("reason") for event in events if "reason" in event] == ["no_route"]

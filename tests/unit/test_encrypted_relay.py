@@ -133,3 +133,29 @@ def test_a_dead_peer_gets_a_fresh_handshake_on_the_next_frame(pair):
     from_device(pair.a, ipv4_packet("198.51.100.1", "198.51.100.2", b"after"))
     assert pair.link_a.sent[sent_before][1][0] == 1   # an initiation, at once
     assert pair.b.device.written[-1].endswith(b"after")
+
+
+def test_idle_connections_cannot_lock_a_real_peer_out():
+    from tunrelay.constants import HANDSHAKE_DEADLINE, MAX_PENDING_STREAMS, MAX_PENDING_STREAMS_PER_SOURCE
+
+    relay = relay_from_yaml(config(1, 2, KEY_B), private_key=KEY_A)
+
+    def connect(host, port):
+        link = MemoryLink("tcp", "%s:%d" % (host, port))
+        assert relay.sessions.stream_opened(link, (host, port), None), "never refuse the newest"
+        return link
+
+    # One host reopening idle connections only ever evicts its own oldest.
+    one_host = [connect("198.18.0.2", 1000 + n) for n in range(200)]
+    share = MAX_PENDING_STREAMS_PER_SOURCE
+    assert [bool(link.closed) for link in one_host] == [True] * (200 - share) + [False] * share
+    peer_link = connect("192.0.2.2", 40000)
+    # Many hosts fill the whole table: the host holding the most loses its oldest, never the peer.
+    many_hosts = [connect("198.18.1.%d" % (n % 40), 2000 + n) for n in range(400)]
+    assert not peer_link.closed
+    still_open = [link for link in one_host + many_hosts if not link.closed]
+    assert len(still_open) + 1 == MAX_PENDING_STREAMS
+    assert relay.drops.counters.drops["too_many_unauthenticated"] == 601 - MAX_PENDING_STREAMS
+    relay.clock.advance(HANDSHAKE_DEADLINE)   # and nothing idle outlives its handshake window
+    assert all(link.closed for link in still_open + [peer_link])
+    assert relay.drops.counters.drops["no_handshake"] == MAX_PENDING_STREAMS

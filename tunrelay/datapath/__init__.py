@@ -174,9 +174,21 @@ class Datapath:
         if target is not None and target is not ingress:
             self.sender.to_peer(target, packet)
         elif ingress is DEVICE_PORT:
-            self.drops.drop("no_route", None)
+            self._unrouted(version, destination)
         else:
             self.to_device(packet, ingress if from_peer else None, head)
+
+    def _unrouted(self, version, destination):
+        """A packet from the device that no peer takes. The kernel's own link-local traffic on a
+        fresh device (IPv6 router solicitations and MLD reports to ff02::/16, anything to
+        fe80::/10, IPv4 224.0.0.0/24) is counted without a warning: it is expected, and no
+        route could take it (RFC 4291 §2.5.6, §2.7: link-local scope never leaves the link)."""
+        if version == 6 and (destination >> 112 & 0xFF0F == 0xFF02 or destination >> 118 == 0x3FA):
+            self.drops.count("link_local_no_route")
+        elif version == 4 and destination >> 8 == 0xE00000:
+            self.drops.count("link_local_no_route")
+        else:
+            self.drops.drop("no_route", None)
 
     def _multicast(self, version, destination, packet, ingress, from_peer):
         """A group address goes to every peer whose allowed_ips cover it (OSPF's 224.0.0.5 to
@@ -189,7 +201,7 @@ class Datapath:
             if not self.relay.forward_between_peers:
                 return
         elif not targets and ingress is DEVICE_PORT:
-            self.drops.drop("no_route", None)
+            self._unrouted(version, destination)
             return
         for peer in targets:
             self.sender.to_peer(peer, packet)

@@ -22,13 +22,19 @@ once per reactor turn after control events, and moved earlier by the data path's
 
 A session whose handshake came over TCP checks strictly increasing counters; UDP and
 Ethernet sessions use the RFC 6479 sliding window. A TCP connection that nobody has
-authenticated yet is bounded twice: at most MAX_PENDING_STREAMS at once, and each must
-carry an authenticated message within HANDSHAKE_DEADLINE seconds or it is closed.
+authenticated yet is bounded three ways: at most MAX_PENDING_STREAMS_PER_SOURCE from one IP
+address, MAX_PENDING_STREAMS in all, and each must carry an authenticated message within
+HANDSHAKE_DEADLINE seconds or it is closed. A bound that is reached evicts the oldest
+connection (of that address, or of the address holding the most) rather than refusing the
+newest: refusing would let whoever holds the table keep a real peer that dials in out for as
+long as it likes (SYN-flood defence's rule, RFC 4987 §3.4: drop the oldest, not the new).
 """
 
 import base64
 
-from tunrelay.constants import ENCRYPTED_LENGTH_PREFIX, HANDSHAKE_DEADLINE, MAX_PENDING_STREAMS
+from tunrelay.constants import (
+    ENCRYPTED_LENGTH_PREFIX, HANDSHAKE_DEADLINE, MAX_PENDING_STREAMS, MAX_PENDING_STREAMS_PER_SOURCE,
+)
 from tunrelay.crypto.constants import PADDING_MULTIPLE, TAG_SIZE, TRANSPORT_HEADER_SIZE
 from tunrelay.crypto.events import (
     Deliver, Drop, EndpointChanged, HandshakeComplete, HandshakeInitiated, PeerConfig, SessionExpired, Transmit,
@@ -120,11 +126,28 @@ class WireGuardSessions:
             self.path_known(peer, link, address)
             self._control(self.core.send_keepalive(peer, self.clock.seconds()))
             return True
-        if len(self._pending) >= MAX_PENDING_STREAMS:
-            self.relay.drops.drop_from("too_many_unauthenticated", None, link, address)
-            return False
+        self._make_room_for(address[0])
         self._pending[link] = (address, self.clock.callLater(HANDSHAKE_DEADLINE, self._no_handshake, link))
         return True
+
+    def _make_room_for(self, host):
+        """Evict the oldest unauthenticated connection of ``host`` if it holds its share, else
+        the oldest of the host holding the most if the table is full. (``_pending`` is in
+        arrival order, and at most MAX_PENDING_STREAMS long: a walk is cheap.)"""
+        by_host = {}
+        for pending_link, (pending_address, _) in self._pending.items():
+            by_host.setdefault(pending_address[0], []).append(pending_link)
+        own = by_host.get(host, ())
+        if len(own) >= MAX_PENDING_STREAMS_PER_SOURCE:
+            self._evict(own[0])
+        elif len(self._pending) >= MAX_PENDING_STREAMS:
+            self._evict(max(by_host.values(), key=len)[0])
+
+    def _evict(self, link):
+        address, call = self._pending.pop(link)
+        call.cancel()
+        self.relay.drops.drop_from("too_many_unauthenticated", None, link, address)
+        link.close_path(address)
 
     def _no_handshake(self, link):
         address, _ = self._pending.pop(link)
