@@ -81,16 +81,13 @@ class NetworkChangeWatcher:
         self._settling = None
 
     def start(self):
+        sock = None
         try:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
-        except OSError as error:
-            self.log.warn("no rtnetlink notices ({error}): TCP peers reconnect on their backoff only",
-                          error=error.strerror)
-            return
-        try:
             sock.bind((0, _GROUPS))
         except OSError as error:
-            sock.close()
+            if sock is not None:
+                sock.close()
             self.log.warn("no rtnetlink notices ({error}): TCP peers reconnect on their backoff only",
                           error=error.strerror)
             return

@@ -56,3 +56,25 @@ class FuzzInput:
 
     def rest(self):
         return self.take(self.remaining)
+
+
+def read_items(reader, chunks, error_type, max_items, line_slack=0, end=False):
+    """The items a line reader yields for ``chunks`` fed one by one, up to the first fatal
+    ``error_type`` or ``max_items``; after each chunk the reader must hold at most one line
+    (``max_line + line_slack`` bytes). ``end``: then also what it says at end of input."""
+    items = []
+    for chunk in chunks:
+        reader.feed(chunk)
+        while True:
+            item = reader.next_item()
+            if item is None:
+                break
+            items.append(item)
+            if isinstance(item, error_type) and item.fatal or len(items) == max_items:
+                return items
+        assert len(reader._buffer) <= reader.max_line + line_slack, "the reader holds more than one line"
+    if end:
+        item = reader.end_of_input()
+        if item is not None:
+            items.append(item)
+    return items

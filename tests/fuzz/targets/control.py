@@ -15,7 +15,7 @@ import json
 from tunrelay.control.protocol import (
     COMMANDS, MAX_LINE, Request, RequestError, RequestReader, encode_message)
 
-from ._input import FuzzInput
+from ._input import FuzzInput, read_items
 
 REJECTIONS = ()
 COVERS = ["tunrelay/control/protocol.py"]
@@ -27,18 +27,7 @@ _LIMITS = (8, 64, MAX_LINE)
 
 def _items(reader, chunks):
     """The items up to the first fatal one, at most MAX_ITEMS (a line costs tens of µs)."""
-    items = []
-    for chunk in chunks:
-        reader.feed(chunk)
-        while True:
-            item = reader.next_item()
-            if item is None:
-                break
-            items.append(item)
-            if isinstance(item, RequestError) and item.fatal or len(items) == MAX_ITEMS:
-                return items
-        assert len(reader._buffer) <= reader.max_line, "the reader holds more than one line"
-    return items
+    return read_items(reader, chunks, RequestError, MAX_ITEMS)
 
 
 def _summary(item, encode=False):

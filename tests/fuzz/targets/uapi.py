@@ -23,7 +23,7 @@ from tunrelay.uapi.apply import apply_set
 from tunrelay.uapi.protocol import (
     ERRNO_INVALID, ERRNO_IO, ERRNO_PROTOCOL, Get, RequestReader, Set, UapiError)
 
-from ._input import FuzzInput
+from ._input import FuzzInput, read_items
 
 REJECTIONS = ()
 COVERS = ["tunrelay/uapi/protocol.py", "tunrelay/uapi/apply.py"]
@@ -48,19 +48,7 @@ _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _items(reader, chunks):
-    items = []
-    for chunk in chunks:
-        reader.feed(chunk)
-        while True:
-            item = reader.next_item()
-            if item is None:
-                break
-            items.append(item)
-            if isinstance(item, UapiError) and item.fatal or len(items) == MAX_ITEMS:
-                return items
-        assert len(reader._buffer) <= reader.max_line + 1, "the reader holds more than one line"
-    item = reader.end_of_input()
-    return items + ([item] if item is not None else [])
+    return read_items(reader, chunks, UapiError, MAX_ITEMS, line_slack=1, end=True)
 
 
 def _summary(item):
