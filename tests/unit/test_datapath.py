@@ -175,3 +175,25 @@ def test_the_kernels_link_local_chatter_is_counted_without_a_warning():
     drops = relays.a.drops.counters.drops
     assert drops["link_local_no_route"] == 4 and drops["no_route"] == 1
     assert [event.get("reason") for event in events if "reason" in event] == ["no_route"]
+
+
+@pytest.mark.parametrize("mode", ["tun", "tap"])
+def test_only_tcp_waits_for_the_end_of_a_batch(mode):
+    # A receiver must be able to read while the batch is still being opened: a UDP flood met
+    # in one burst per batch overflowed a default receive buffer.
+    relays = pair(mode)
+    device = relays.b.datapath
+    udp = ipv4_packet("198.51.100.1", "198.51.100.2", b"datagram")
+    tcp = bytes(IP(src="198.51.100.1", dst="198.51.100.2") / TCP(sport=1, dport=2, flags="A") / b"segment")
+    if mode == "tap":
+        ethernet = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x0800))
+        udp, tcp = ethernet + udp, ethernet + tcp
+    before = len(relays.b.device.written)
+    device.now = relays.clock.seconds()
+    device._in_batch = True
+    device.to_device(tcp, None)
+    device.to_device(udp, None)
+    written = relays.b.device.written[before:]
+    assert written == [udp]          # the datagram at once, the segment still waiting
+    device.finish()
+    assert relays.b.device.written[before:] == [udp, tcp]

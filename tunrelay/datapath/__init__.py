@@ -78,10 +78,10 @@ class Datapath:
         # 1.4% without coalescing.
         self.coalescer = (Coalescer(0 if self.tun else ETHERNET_HEADER_LEN, udp=False) if self.device_vnet
                           else None)
-        # to_device(packet, owner, head=None): queue a packet for the device; it is written when
-        # the batch ends, coalesced where it can be (``head``: its IPV4_HEAD, tun only).
+        # to_device(packet, owner, head=None): a packet for the device; TCP is written when the
+        # batch ends, coalesced where it can be (``head``: its IPV4_HEAD, tun only).
         if self.coalescer is not None:
-            self.to_device = self.coalescer.add
+            self.to_device = self._coalesce_tcp
         else:
             self.to_device = self._write_now if device is not None else self._device_down
 
@@ -246,6 +246,26 @@ class Datapath:
 
     def _device_down(self, packet, owner, head=None):
         self.drops.drop("device_down", owner)
+
+    def _coalesce_tcp(self, packet, owner, head=None):
+        """TCP waits for the batch's end, to be coalesced; anything else is written at once, so
+        that a receiver reads while the batch is still being opened instead of meeting the whole
+        batch in one burst. (Measured with iperf3 -u -l 64 at 40 Mbit/s: 54% lost when the whole
+        batch waited, 21% written at once, 20-31% with offload off; the loss is a default
+        SO_RCVBUF overflowing.)"""
+        if head is not None:
+            tcp = head[5] == 6   # the protocol
+        else:
+            ip = 0 if self.tun else ETHERNET_HEADER_LEN
+            version = packet[ip] >> 4 if len(packet) > ip else 0
+            if ip and packet[12:14] != (b"\x08\x00" if version == 4 else b"\x86\xdd"):
+                version = 0
+            tcp = (version == 4 and len(packet) > ip + 9 and packet[ip + 9] == 6) or (
+                version == 6 and len(packet) > ip + 6 and packet[ip + 6] == 6)
+        if tcp:
+            self.coalescer.add(packet, owner, head)
+        else:
+            self._write_device([[PLAIN_HEADER, packet]], [owner])
 
     def _write_now(self, packet, owner, head=None):
         """A device without virtio-net headers: one write per packet, at once."""
