@@ -42,6 +42,7 @@ from tunrelay.constants import (MAX_COALESCED_IP_LENGTH, TCP_MAX_COALESCED_SEGME
                                 UDP_MAX_COALESCED_SEGMENTS)
 
 from . import vnet
+from .headers import IPV4_HEAD, IPV4_HEAD_SIZE
 
 __all__ = ["Coalescer"]
 
@@ -108,7 +109,14 @@ class Coalescer:
         """A packet (tun) or frame (tap) for the device, from ``owner`` (a peer, or None).
 
         ``head`` is the packet's ``IPV4_HEAD`` when the caller has read it already (tun): an
-        IPv4 TCP segment is then judged by the integers it holds, without new slices."""
+        IPv4 TCP segment is then judged by the integers it holds, without new slices. Without
+        it, a tun IPv4 packet is read here, so that every segment of a flow takes the same path
+        and keys the same runs (a segment too short for IPV4_HEAD is read zero-padded: the
+        padding lands where only options would be read, and a segment that short has none)."""
+        if head is None and not self.l2 and len(packet) >= 20 and packet[0] == 0x45 and (
+                packet[2] << 8 | packet[3]) == len(packet):
+            head = IPV4_HEAD.unpack_from(packet if len(packet) >= IPV4_HEAD_SIZE
+                                         else bytes(packet).ljust(IPV4_HEAD_SIZE, b"\x00"))
         if head is not None:
             (_, tos, size, fragment, ttl, protocol, source, destination, ports, sequence, ack, offset, flags,
              window, checksum, urgent, option0, option1, option2) = head
