@@ -152,27 +152,23 @@ class Sender:
     def to_peer_whole(self, peer, data):
         """``data`` exactly as it goes into one message to ``peer``."""
         handle = peer.wg
-        if handle is None:
-            if not self.plaintext:   # a WireGuard peer whose session state is gone: never send in clear
-                self.drops.drop("no_session", peer)
-                return
-            path = peer.active_path
-            if path is None:
-                self.drops.drop("no_path", peer)
-                return
-            link, address = path
-            reason = link.send(address, data)
-        else:
+        if handle is not None:
             now = self.datapath.now
             keypair = handle.current
             if keypair is None or now >= keypair.fast_until or keypair.send_counter >= REKEY_AFTER_MESSAGES:
                 self.relay.sessions.stage(peer, data, now)   # the core handshakes, then sends it
                 return
-            path = handle.endpoint
-            if path is None:
-                self.drops.drop("no_path", peer)
-                return
-            link, address = path
+        elif not self.plaintext:   # a WireGuard peer whose session state is gone: never send in clear
+            self.drops.drop("no_session", peer)
+            return
+        path = handle.endpoint if handle is not None else peer.active_path   # as _path, without a second lookup
+        if path is None:
+            self.drops.drop("no_path", peer)
+            return
+        link, address = path
+        if handle is None:
+            reason = link.send(address, data)
+        else:
             header, body = keypair.seal(data)
             reason = link.send(address, header, body)
             if reason is None:
