@@ -16,6 +16,7 @@ from typing import Mapping, NamedTuple, Optional, Tuple
 import yaml
 
 from tunrelay import endpoints
+from tunrelay.config_reader import Reader, one_line
 from tunrelay.crypto import keys
 from tunrelay.metrics import parse_address as parse_metrics_address
 from tunrelay.constants import (
@@ -70,11 +71,17 @@ class InterfaceConfig:
 class PeerConfig:
     name: str
     public_key: Optional[str] = None
-    endpoint: Optional[endpoints.Endpoint] = None
+    endpoint: Optional[endpoints.Endpoint] = None     # the preferred one
     allowed_ips: Tuple[ipaddress._BaseNetwork, ...] = ()
     keepalive: Optional[float] = None
     preshared_key_file: Optional[str] = None
     offload: bool = False   # the peer is a tunrelay with offload on: exchange super-packets whole
+    fallback_endpoints: Tuple[endpoints.Endpoint, ...] = ()   # the rest of an endpoint list, in order
+
+    @property
+    def endpoints(self):
+        """Every endpoint, most preferred first (see tunrelay.endpoint_choice)."""
+        return (self.endpoint,) + self.fallback_endpoints if self.endpoint is not None else ()
 
 
 @dataclass(frozen=True)
@@ -111,111 +118,6 @@ class RelayConfig:
     fwmark: int = 0                 # SO_MARK on the UDP sockets (wg's fwmark); 0: none
     source: str = field(default="<string>", compare=False)
     key_lines: dict = field(default_factory=dict, compare=False)  # key path -> line, for key-file errors
-
-
-def _one_line(text):
-    """``text`` with what would break a one-line problem (a newline in a quoted key or
-    value, a control character) escaped as Python would write it."""
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
-
-
-class _Reader:
-    """Reads typed values out of YAML nodes, collecting problems instead of stopping."""
-
-    def __init__(self, source):
-        self.source = source
-        self.problems = []
-        self._scalars = yaml.SafeLoader("")
-        self._unreadable = set()   # ids of scalar nodes already reported as unreadable
-
-    def problem(self, node, path, message):
-        if node is not None and id(node) in self._unreadable:
-            return   # "cannot read" said it; "must be a string" would only repeat it
-        line = node.start_mark.line + 1 if node is not None else 1
-        self.problems.append((line, "%s:%d: %s: %s" % (self.source, line, _one_line(path or "(top)"),
-                                                        _one_line(message))))
-
-    def value(self, node, path):
-        """The Python value of a scalar node (None for a collection or an unreadable scalar)."""
-        if not isinstance(node, yaml.ScalarNode):
-            return None
-        try:
-            return self._scalars.construct_object(node)
-        except Exception as error:
-            # A tag names the constructor (!!int abc, !!timestamp 99999-01-01, !!foo), and
-            # PyYAML's constructors fail with ConstructorError, ValueError, AttributeError...
-            if isinstance(error, yaml.YAMLError):
-                reason = getattr(error, "problem", None) or str(error).splitlines()[0]
-            else:
-                reason = "%r is not a valid !!%s" % (node.value[:40], node.tag.rpartition(":")[2])
-            self.problem(node, path, "cannot read this value: %s" % reason)
-            self._unreadable.add(id(node))
-            return None
-
-    def mapping(self, node, path, known):
-        """Return {key: value node} for a mapping node, reporting unknown and repeated keys."""
-        if not isinstance(node, yaml.MappingNode):
-            self.problem(node, path, "must be a mapping")
-            return {}
-        result = {}
-        for key_node, value_node in node.value:
-            key = self.value(key_node, path)
-            try:
-                hash(key)
-            except TypeError:   # a tagged scalar can construct to a list or a dict
-                self.problem(key_node, path, "a key must be a plain string or number")
-                continue
-            key_path = "%s.%s" % (path, key) if path else str(key)
-            if key not in known:
-                self.problem(key_node, key_path, "unknown key (known: %s)" % ", ".join(sorted(known)))
-            elif key in result:
-                self.problem(key_node, key_path, "given twice")
-            else:
-                result[key] = value_node
-        return result
-
-    def sequence(self, node, path):
-        if isinstance(node, yaml.ScalarNode) and self.value(node, path) is None:
-            return []
-        if not isinstance(node, yaml.SequenceNode):
-            self.problem(node, path, "must be a list")
-            return []
-        return node.value
-
-    def string(self, node, path):
-        value = self.value(node, path)
-        if not isinstance(value, str) or not value:
-            self.problem(node, path, "must be a non-empty string")
-            return None
-        return value
-
-    def boolean(self, node, path):
-        value = self.value(node, path)
-        if not isinstance(value, bool):
-            self.problem(node, path, "must be true or false")
-            return None
-        return value
-
-    def number(self, node, path, low, high, integer=True):
-        value = self.value(node, path)
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
-            self.problem(node, path, "must be %s from %s to %s" % ("an integer" if integer else "a number", low, high))
-            return None
-        return value
-
-    def parsed(self, node, path, parser):
-        """Apply ``parser`` to a string value, turning ValueError into a problem."""
-        text = self.value(node, path)
-        if not isinstance(text, str):
-            text = str(text) if text is not None else ""
-        try:
-            return parser(text)
-        except ValueError as error:
-            self.problem(node, path, str(error))
-            return None
 
 
 def _network_list(reader, node, path, parser, what):
@@ -372,9 +274,8 @@ def _peer(reader, node, path, plaintext):
             reader.parsed(fields["public_key"], path + ".public_key", _checked_public_key)
     elif not plaintext:
         reader.problem(node, path + ".public_key", "is required unless plaintext: true")
-    endpoint = None
-    if "endpoint" in fields:
-        endpoint = reader.parsed(fields["endpoint"], path + ".endpoint", endpoints.parse_endpoint)
+    peer_endpoints = _endpoint_list(reader, fields["endpoint"], path + ".endpoint", plaintext) \
+        if "endpoint" in fields else ()
     allowed_ips = ()
     if "allowed_ips" in fields:
         allowed_ips = _network_list(
@@ -392,8 +293,38 @@ def _peer(reader, node, path, plaintext):
                            "needs encrypted mode (plaintext's 2-byte TCP framing cannot carry 64 KiB frames)")
     if name is None:
         return None
-    return PeerConfig(name=name, public_key=public_key, endpoint=endpoint, allowed_ips=allowed_ips,
+    return PeerConfig(name=name, public_key=public_key, endpoint=peer_endpoints[0] if peer_endpoints else None,
+                      fallback_endpoints=peer_endpoints[1:], allowed_ips=allowed_ips,
                       keepalive=keepalive, preshared_key_file=psk_file, offload=offload)
+
+
+MAX_ENDPOINTS = 8
+
+
+def _endpoint_list(reader, node, path, plaintext):
+    """One endpoint, or a list of them in preference order (tunrelay.endpoint_choice)."""
+    expected = "a string or a list of strings"
+    if not isinstance(node, yaml.SequenceNode):
+        endpoint = reader.parsed(node, path, endpoints.parse_endpoint, expected)
+        return (endpoint,) if endpoint is not None else ()
+    items = node.value
+    if not items:
+        reader.problem(node, path, "must name at least one endpoint")
+    elif len(items) > MAX_ENDPOINTS:
+        reader.problem(node, path, "at most %d endpoints" % MAX_ENDPOINTS)
+    elif len(items) > 1 and plaintext:
+        reader.problem(node, path, "a list of endpoints needs encrypted mode: only a handshake tells which one works")
+    found = []
+    for index, item in enumerate(items[:MAX_ENDPOINTS]):
+        item_path = "%s[%d]" % (path, index)
+        endpoint = reader.parsed(item, item_path, endpoints.parse_endpoint, "a string")
+        if endpoint is None:
+            continue
+        if endpoint in found:
+            reader.problem(item, item_path, "%s is given twice" % endpoint)
+        else:
+            found.append(endpoint)
+    return tuple(found)
 
 
 def default_peer_name(public_key, taken=()):
@@ -423,7 +354,7 @@ _TOP_KEYS = {"interface", "plaintext", "private_key_file", "control_socket", "li
 
 def parse(text, source="<string>"):
     """Parse configuration text; raise ConfigError listing every problem."""
-    reader = _Reader(source)
+    reader = Reader(source)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:
@@ -511,7 +442,7 @@ def _yaml_problem(source, text, error):
     else:
         line = 1
     message = getattr(error, "problem", None) or str(error).splitlines()[0]
-    return "%s:%d: (yaml): %s" % (source, line, _one_line(" ".join(message.split())))
+    return "%s:%d: (yaml): %s" % (source, line, one_line(" ".join(message.split())))
 
 
 def _check_peer_set(reader, nodes, peers, plaintext, interface):

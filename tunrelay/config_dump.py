@@ -75,7 +75,9 @@ def _peer(config, peer):
     result = {"name": peer.name}
     if peer.public_key is not None:
         result["public_key"] = peer.public_key
-    if peer.endpoint is not None:
+    if len(peer.endpoints) > 1:
+        result["endpoint"] = [str(endpoint) for endpoint in peer.endpoints]
+    elif peer.endpoint is not None:
         result["endpoint"] = str(peer.endpoint)
     if peer.allowed_ips:
         result["allowed_ips"] = _strings(peer.allowed_ips)

@@ -47,6 +47,7 @@ STATE_EVENTS = {
     "rekey": "peer {peer} rekeyed",
     "reconnect": "peer {peer} reconnecting to {endpoint} in {delay:.1f}s",
     "roaming": "peer {peer} moved from {old_path} to {new_path}",
+    "endpoint": "peer {peer} now uses endpoint {endpoint}: {reason}",
 }
 
 _SECRET_FIELD = re.compile(r"private|preshared|secret|password|passphrase|token|psk|(^|_)key($|_)",

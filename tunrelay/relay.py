@@ -51,16 +51,18 @@ class Peer:
         self.dead = False         # declared down by dead_peer_timeout until it is heard again
         self.wg = None            # the WireGuard core's state for this peer (set by the sessions)
         self.super_packets = False  # exchange TSO super-packets whole over TCP (set by the relay)
+        self.endpoint_choice = None  # an EndpointChoice when config.endpoint is a list (set by the service)
 
     @property
     def endpoint(self):
+        """The endpoint in use: the configured one, or the one chosen from a list."""
+        if self.endpoint_choice is not None:
+            return self.config.endpoints[self.endpoint_choice.index]
         return self.config.endpoint
 
     def reset_endpoint_hosts(self):
         """Forget resolved addresses; an IP-literal endpoint is its own address."""
-        self.endpoint_hosts = set()
-        if self.config.endpoint is not None and self.config.endpoint.host is not None:
-            self.endpoint_hosts.add(self.config.endpoint.host)
+        self.endpoint_hosts = {endpoint.host for endpoint in self.config.endpoints if endpoint.host is not None}
 
     def describe_path(self):
         if self.active_path is None:
@@ -151,7 +153,7 @@ class Relay:
                 continue
             if peer.config == peer_config:
                 continue
-            endpoint_changed = peer_config.endpoint != peer.config.endpoint
+            endpoint_changed = peer_config.endpoints != peer.config.endpoints
             if endpoint_changed:
                 self._close_paths(peer)
             (moved if endpoint_changed else updated).append(name)

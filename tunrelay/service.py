@@ -24,30 +24,26 @@ wireguard-go does.
 """
 
 import signal
-import socket
 import sys
 from dataclasses import replace
 
-from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
-from twisted.internet import defer, error as twisted_error, threads
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet import error as twisted_error
 from twisted.logger import Logger
 
 from tunrelay import config as configuration
 from tunrelay.config_dump import dump as dump_config
 from tunrelay.crypto import keys
 from tunrelay.control.server import ControlSocketService
-from tunrelay.constants import ENDPOINT_REFRESH_INTERVAL, RECONNECT_FACTOR, RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY
 from tunrelay.device import DeviceError, TunDevice
-from tunrelay.logs import log_state_change
 from tunrelay.metrics import MetricsError, metrics_service
+from tunrelay.reach import PeerReach
 from tunrelay.relay import Relay
 from tunrelay.responder.port import ResponderPort
 from tunrelay.twisted_io.datagram import EthernetLink, open_ethernet_socket
 from tunrelay.twisted_io.device_port import DevicePort
-from tunrelay.twisted_io.netlink_watch import NetworkChangeWatcher, RetryClock
-from tunrelay.twisted_io.stream import InboundFactory, OutboundFactory
+from tunrelay.twisted_io.netlink_watch import NetworkChangeWatcher
+from tunrelay.twisted_io.stream import InboundFactory
 from tunrelay.uapi.apply import apply_set
 from tunrelay.uapi.protocol import ERRNO_INVALID, ERRNO_PORT_IN_USE, UapiError
 from tunrelay.uapi.server import UapiSocketService
@@ -70,18 +66,6 @@ def _import_what_runs_unprivileged():
     import twisted.internet.tcp  # noqa: F401
     import twisted.internet.udp  # noqa: F401
     "warm".encode("idna")
-
-
-def _announced_backoff(peer_name, endpoint):
-    """Capped exponential backoff that logs each reconnect as a state change."""
-    policy = backoffPolicy(RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY, RECONNECT_FACTOR)
-
-    def delay_for(attempt):
-        delay = policy(attempt)
-        log_state_change("reconnect", peer_name, endpoint=endpoint, delay=delay)
-        return delay
-
-    return delay_for
 
 
 class StartupError(Exception):
@@ -135,32 +119,16 @@ class RelayService(MultiService):
         self.metrics = metrics_service(config.metrics, self.relay.snapshot, reactor) if config.metrics else None
         if self.metrics is not None:
             self.metrics.setServiceParent(self)
-        self.clients = {}              # peer name -> ClientService keeping its TCP endpoint up
-        # Their retries are on a clock that a returning link or route moves to now.
-        self.retry_clock = RetryClock(reactor)
-        self.network_changes = NetworkChangeWatcher(reactor, self.retry_clock.retry_now)
-        self._last_refresh = {}        # peer name -> when its hostname was last resolved again
-        self._resolved = {}            # peer name -> the (link, address) its hostname gave last
+        self.reach = PeerReach(self.relay, self.udp, reactor, self.ethernet_links)
+        self.reach.setServiceParent(self)
+        self.network_changes = NetworkChangeWatcher(reactor, self.reach.retry_clock.retry_now)
         for peer in self.relay.peers.values():
-            self._add_client(peer)
+            self.reach.add(peer)
 
-    def _add_client(self, peer):
-        endpoint = peer.endpoint
-        if endpoint is None or endpoint.transport != "tcp":
-            return
-        client = ClientService(
-            HostnameEndpoint(self.reactor, endpoint.host, endpoint.port),
-            OutboundFactory(self.relay, peer),
-            retryPolicy=_announced_backoff(peer.name, str(endpoint)),
-            clock=self.retry_clock)
-        client.setName("connect-" + peer.name)
-        client.setServiceParent(self)  # starts it at once when we are already running
-        self.clients[peer.name] = client
-
-    def _remove_client(self, name):
-        client = self.clients.pop(name, None)
-        if client is not None:
-            client.disownServiceParent()
+    @property
+    def clients(self):
+        """Peer name -> {Endpoint: ClientService} of the TCP endpoints being dialled."""
+        return self.reach.clients
 
     # ---- privileged start --------------------------------------------------------------
 
@@ -174,8 +142,9 @@ class RelayService(MultiService):
                 self._listen(address)
             self._set_fwmark(self.config.fwmark)
             for peer in self.relay.peers.values():
-                if peer.endpoint is not None and peer.endpoint.transport == "ethernet":
-                    self._ethernet_link(peer.endpoint.interface)
+                for endpoint in peer.config.endpoints:
+                    if endpoint.transport == "ethernet":
+                        self._ethernet_link(endpoint.interface)
         except StartupError as failure:
             self._abort_start(str(failure))
         MultiService.privilegedStartService(self)
@@ -273,72 +242,14 @@ class RelayService(MultiService):
         for link in self.ethernet_links.values():
             link.start()
         for peer in self.relay.peers.values():
-            self._connect_datagram_endpoint(peer)
+            self.reach.connect_datagram(peer)
         self._install_sighup()
         self.network_changes.start()
-        self.relay.endpoint_refresh = self._refresh_endpoint
+        self.relay.endpoint_refresh = self.reach.refresh
         self.relay.start_liveness()
         self.log.info("relay up on {device} ({mode}), {count} peers; event loop: {loop}",
                       device=self.device.name, mode=self.config.interface.mode, count=len(self.relay.peers),
                       loop=self.event_loop)
-
-    def _connect_datagram_endpoint(self, peer):
-        endpoint = peer.endpoint
-        if endpoint is None:
-            return
-        if endpoint.transport == "udp":
-            self._resolve_udp_endpoint(peer)
-        elif endpoint.transport == "ethernet":
-            self.relay.sessions.path_known(peer, self.ethernet_links[endpoint.interface], endpoint.mac)
-
-    def _refresh_endpoint(self, peer, urgent=False):
-        """Resolve a UDP hostname endpoint again (TCP's HostnameEndpoint does it per connect).
-
-        Rehandshakes ask at most every ENDPOINT_REFRESH_INTERVAL; a peer declared dead asks
-        ``urgent``ly, because that is exactly when a moved name matters.
-        """
-        endpoint = peer.endpoint
-        if endpoint is None or endpoint.transport != "udp" or endpoint.family is not None:
-            return
-        now = self.reactor.seconds()
-        if not urgent and now - self._last_refresh.get(peer.name, float("-inf")) < ENDPOINT_REFRESH_INTERVAL:
-            return
-        self._last_refresh[peer.name] = now
-        self._resolve_udp_endpoint(peer)
-
-    @defer.inlineCallbacks
-    def _resolve_udp_endpoint(self, peer):
-        endpoint = peer.endpoint
-        try:
-            if endpoint.family is not None:
-                address, family = endpoint.host, endpoint.family
-            else:
-                infos = yield threads.deferToThreadPool(
-                    self.reactor, self.reactor.getThreadPool(), socket.getaddrinfo,
-                    endpoint.host, endpoint.port, 0, socket.SOCK_DGRAM)
-                family_code, _, _, _, sockaddr = infos[0]
-                address, family = sockaddr[0], 6 if family_code == socket.AF_INET6 else 4
-        except OSError as failure:
-            self.relay.drops.drop("resolve_failed", peer, "%s: %s" % (endpoint.host, failure))
-            return
-        try:
-            link = self.udp.link_for(family)
-        except SocketSetupFailed as failure:
-            self.relay.drops.drop("no_udp_socket", peer, str(failure))
-            return
-        if peer.name not in self.relay.peers:
-            return  # removed by a reload while we were resolving
-        path = (link, (address, endpoint.port))
-        previous = self._resolved.get(peer.name)
-        self._resolved[peer.name] = path
-        peer.endpoint_hosts.add(address)
-        if previous is not None and previous != path:
-            # The name moved: forget the old address and greet the new one now.
-            self.relay.path_closed(*previous)
-            self.relay.sessions.path_known(peer, *path)
-            self.relay.sessions.endpoint_moved(peer)
-            return
-        self.relay.sessions.path_known(peer, *path)
 
     # ---- reload -------------------------------------------------------------------------
 
@@ -398,11 +309,10 @@ class RelayService(MultiService):
         if self.responder is not None and new.responder.services != old_services:
             self.responder.update_services(new.responder.services)
         for name in removed + moved:
-            self._remove_client(name)
-            self._resolved.pop(name, None)
+            self.reach.remove(name)
         for name in added + moved:
-            self._add_client(self.relay.peers[name])
-            self._connect_datagram_endpoint(self.relay.peers[name])
+            self.reach.add(self.relay.peers[name])
+            self.reach.connect_datagram(self.relay.peers[name])
         self.config, self.secrets = new, secrets
         return added, removed, moved, updated
 
@@ -415,9 +325,7 @@ class RelayService(MultiService):
         except SocketSetupFailed:
             self.udp.set_fwmark(old_mark)
             raise
-        for name, (link, address) in list(self._resolved.items()):
-            if link in replacements:
-                self._resolved[name] = (replacements[link], address)
+        self.reach.rebound(replacements)
 
     def _unreloadable(self, new, secrets):
         """Why ``new`` cannot be applied without a restart, or None."""
@@ -432,10 +340,10 @@ class RelayService(MultiService):
                 old.responder is not None and replace(old.responder, services=()) != replace(new.responder, services=())):
             return "the responder's address, MAC or faults changed; that needs a restart"
         for peer in new.peers:
-            endpoint = peer.endpoint
-            if endpoint is not None and endpoint.transport == "ethernet" and endpoint.interface not in self.ethernet_links:
-                return ("peer %r needs a raw socket on %s, which only opens at start; that needs a restart"
-                        % (peer.name, endpoint.interface))
+            for endpoint in peer.endpoints:
+                if endpoint.transport == "ethernet" and endpoint.interface not in self.ethernet_links:
+                    return ("peer %r needs a raw socket on %s, which only opens at start; that needs a restart"
+                            % (peer.name, endpoint.interface))
         if not new.plaintext and secrets.private_key is not None:
             own = keys.encode_key(keys.public_key(secrets.private_key))
             for peer in new.peers:

@@ -35,4 +35,5 @@ def _peer(relay, peer):
         paths=len(peer.paths),
         allowed_ips=[str(network) for network in peer.config.allowed_ips],
         keepalive=peer.config.keepalive,
+        **(peer.endpoint_choice.describe() if peer.endpoint_choice is not None else {}),
         **peer.counters.as_dict())

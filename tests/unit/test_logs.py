@@ -114,7 +114,7 @@ def test_state_change_events_have_stable_names_and_fields():
         "peer b up via udp://192.0.2.2:5000", "peer b reconnecting to tcp://192.0.2.2:5000 in 2.2s",
         "peer b: teleported"]
     assert all(event["log_namespace"] == "tunrelay.state" and event["peer"] == "b" for event in events)
-    assert set(STATE_EVENTS) == {"peer_up", "peer_down", "handshake", "rekey", "reconnect", "roaming"}
+    assert set(STATE_EVENTS) == {"peer_up", "peer_down", "handshake", "rekey", "reconnect", "roaming", "endpoint"}
 
 
 def test_state_change_json_line_names_the_event():

@@ -28,7 +28,7 @@ def test_good_config_makes_a_service_with_one_client_per_tcp_endpoint(tmp_path):
     options = Options()
     options.parseOptions(["--config", str(path)])
     service = makeService(options)
-    assert [child.name for child in service if (child.name or "").startswith("connect-")] == ["connect-b"]
+    assert [child.name for child in service.reach if (child.name or "").startswith("connect-")] == ["connect-b"]
     assert list(service.clients) == ["b"]
 
 

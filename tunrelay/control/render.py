@@ -66,6 +66,14 @@ def _drops(drops):
     return ", ".join("%s=%s" % (reason, count) for reason, count in sorted(drops.items(), key=str))
 
 
+def _endpoint_choice(peer):
+    """For a peer with an endpoint list: which one is in use, and why."""
+    if not peer.get("endpoint_in_use"):
+        return []
+    return ["  endpoint in use: %s (%s; list: %s)" % (peer["endpoint_in_use"], peer.get("endpoint_reason") or "?",
+                                                      _listing(peer.get("endpoints") or []))]
+
+
 def _listing(values):
     if isinstance(values, (list, tuple)):
         return ", ".join(str(value) for value in values) if values else "(none)"
@@ -90,6 +98,7 @@ def render_status(document, now):
             continue
         lines += ["", "peer: %s" % peer.get("name", "?"),
                   "  endpoint: %s" % (peer.get("endpoint") or "(none)"),
+                  *_endpoint_choice(peer),
                   "  transport: %s" % (peer.get("transport") or "(none)"),
                   "  session: %s" % (peer.get("session") or "(none)"),
                   "  latest handshake: %s" % format_age(peer.get("latest_handshake"), now),

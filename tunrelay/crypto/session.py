@@ -265,6 +265,18 @@ class WireGuardCore:
         self._send_keepalive(self._peers[peer_id], now)
         return self.take_events()
 
+    def send_probe(self, peer_id, destination, now):
+        """One initiation to ``destination`` alone: the peer's endpoint, session and timers stay
+        as they are, so traffic keeps to the path that works while another one is tried (an
+        endpoint list's preferred entry, tunrelay.endpoint_choice). A response authenticates
+        the peer from ``destination`` and moves the endpoint there, as any roaming does (§2.1)."""
+        peer = self._peers[peer_id]
+        if self._private is None:
+            self._drop("no_private_key", peer_id, None)
+        else:
+            self._events.append(Transmit(peer_id, destination, self._new_initiation(peer, now)))
+        return self.take_events()
+
     def tick(self, now):
         """Fire every timer whose deadline is at or before ``now``."""
         for peer in list(self._peers.values()):
@@ -589,6 +601,14 @@ class WireGuardCore:
             self._drop("no_private_key", peer.peer_id, None)
             return
         peer.last_sent_handshake = now
+        self._events.append(Transmit(peer.peer_id, peer.endpoint, self._new_initiation(peer, now)))
+        self._events.append(HandshakeInitiated(peer.peer_id))
+        peer.last_traversal = now
+        peer.keepalive_at = None
+        peer.retransmit_at = now + REKEY_TIMEOUT + self._rekey_jitter()
+
+    def _new_initiation(self, peer, now):
+        """A fresh initiation for ``peer``, replacing any pending handshake of ours."""
         self._forget_handshake(peer)
         local_index = self._new_index()
         timestamp = noise.tai64n(now + self._wall_clock_offset)
@@ -597,11 +617,7 @@ class WireGuardCore:
             timestamp, rng=self._rng)
         peer.handshake = handshake
         self.indices[local_index] = handshake
-        self._events.append(Transmit(peer.peer_id, peer.endpoint, peer.cookies.stamp(message.pack(), now)))
-        self._events.append(HandshakeInitiated(peer.peer_id))
-        peer.last_traversal = now
-        peer.keepalive_at = None
-        peer.retransmit_at = now + REKEY_TIMEOUT + self._rekey_jitter()
+        return peer.cookies.stamp(message.pack(), now)
 
     # --- timer expiry -----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ path belongs to, handshakes and timers. Both strategies offer the same methods:
     path_known(peer, link, address)             a path we learned outside the protocol
     path_lost(peer) / peer_dead(peer)           the active path closed / the peer went silent
     endpoint_moved(peer)                        the peer's hostname resolves to a new address
+    probe(peer, path=None)                      a lone handshake initiation (endpoint lists)
     peer_added(peer) / peer_removed(peer) / peer_changed(peer)
     peer_state(peer) -> dict                    session fields for status
     stop()

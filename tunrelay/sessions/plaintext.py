@@ -75,6 +75,9 @@ class PlaintextSessions:
     def endpoint_moved(self, peer):
         pass  # the relay already switched paths; there is no session to restart
 
+    def probe(self, peer, path=None):
+        pass  # no handshake to probe with (the config allows endpoint lists in encrypted mode only)
+
     def path_known(self, peer, link, address):
         self.relay.path_opened(peer, link, address)
 

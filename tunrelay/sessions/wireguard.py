@@ -166,6 +166,14 @@ class WireGuardSessions:
             self.core.forget_sessions(peer)
             self._control(self.core.send_keepalive(peer, self.clock.seconds()))
 
+    def probe(self, peer, path=None):
+        """One handshake initiation to ``path``, by default where the peer's traffic goes,
+        leaving its session and endpoint alone (an endpoint list's probe or solicitation)."""
+        if peer in self._core_configs:
+            destination = path or self.core.peer_status(peer)["endpoint"]
+            if destination is not None:
+                self._control(self.core.send_probe(peer, destination, self.clock.seconds()))
+
     def peer_dead(self, peer):
         """Silence past dead_peer_timeout: start over with a new handshake on the next frame."""
         if peer in self._core_configs:

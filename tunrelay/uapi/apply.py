@@ -69,8 +69,10 @@ class _Draft:
         allowed = original.allowed_ips if set(self.allowed_ips) == set(original.allowed_ips) else tuple(
             self.allowed_ips)
         psk_file = (original.preshared_key_file if self.preshared_key == self.original_preshared_key else None)
-        changed = replace(original, endpoint=self.endpoint, allowed_ips=allowed, keepalive=self.keepalive,
-                          preshared_key_file=psk_file)
+        # wg sets one endpoint: a new one replaces the whole list, the same one keeps it.
+        fallbacks = original.fallback_endpoints if self.endpoint == original.endpoint else ()
+        changed = replace(original, endpoint=self.endpoint, fallback_endpoints=fallbacks, allowed_ips=allowed,
+                          keepalive=self.keepalive, preshared_key_file=psk_file)
         return original if changed == original else changed
 
 

@@ -464,3 +464,28 @@ def test_idle_core_has_no_deadline_and_early_tick_does_nothing(net):
     deadline = net.b.next_deadline()
     assert net.b.tick(deadline - 0.001) == []
     assert net.b.tick(deadline) != []
+
+
+def test_a_probe_goes_to_its_destination_alone_and_its_answer_moves_the_endpoint(net):
+    net.handshake()
+    net.advance(1.0)
+    events = net.a.send_probe("b", "B over udp", net.now)
+    transmits = [event for event in events if isinstance(event, Transmit)]
+    assert [(t.destination, t.data[0]) for t in transmits] == [("B over udp", messages.MESSAGE_INITIATION)]
+    # The traffic stays on the working path until the probed one answers.
+    assert net.a.peer_status("b")["endpoint"] == "B" and net.a.peer_status("b")["has_session"]
+    net.send("A", ipv4_packet(b"still over B"))
+    assert net.delivered("B")[-1] == ipv4_packet(b"still over B")
+    replies = [e for e in net.b.datagram_received(transmits[0].data, "A over udp", net.now) if isinstance(e, Transmit)]
+    assert [reply.destination for reply in replies] == ["A over udp"]
+    events = net.a.datagram_received(replies[0].data, "B over udp", net.now)
+    assert EndpointChanged("b", "B over udp") in events
+    assert net.a.peer_status("b")["endpoint"] == "B over udp"
+    assert net.a.drops == {} and net.b.drops == {}
+
+
+def test_a_probe_without_a_private_key_is_a_counted_drop():
+    net = Net()
+    net.a.set_private_key(None)
+    assert [e for e in net.a.send_probe("b", "B over udp", net.now) if isinstance(e, Transmit)] == []
+    assert net.a.drops["no_private_key"] == 1
