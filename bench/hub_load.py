@@ -29,7 +29,7 @@ Phases, for each N of ``--peers``:
 
 Targets (issue 14): all established within 30 s, hub RSS <= 150 MB, max/min ratio <= 3.
 Needs root, ``ip``, ``twistd`` (and ``py-spy`` for ``--py-spy DIR``, which records the hub's
-profile over the whole run as a flame graph).
+profile over the whole run as collapsed stacks, flamegraph.pl's input, summarised in the JSON).
 
 Prints a table, then the figures as one JSON line (also written to ``--output``).
 
@@ -168,12 +168,34 @@ def own_cpu_seconds():
 
 
 def start_profile(directory, pid):
-    """py-spy recording the hub until stopped (SIGINT makes it write the flame graph)."""
-    path = os.path.join(directory, "hub-%d.svg" % pid)
-    process = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "50", "--output", path,
-                                "--nonblocking"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    """py-spy recording the hub until stopped (SIGINT makes it write the collapsed stacks)."""
+    path = os.path.join(directory, "hub-%d.txt" % pid)
+    process = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "50", "--format", "raw",
+                                "--output", path, "--nonblocking"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     time.sleep(1.0)   # let it attach before the burst starts
     return process, path
+
+
+def profile_summary(path, top=15):
+    """The functions the hub spent most samples in: by self time (leaf frames), and tunrelay's
+    own functions inclusive of what they call."""
+    own, inclusive, total = {}, {}, 0
+    with open(path) as stream:
+        for line in stream:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            if not stack:
+                continue
+            count = int(count)
+            total += count
+            frames = [frame.rsplit(":", 1)[0] + ")" if ":" in frame else frame for frame in stack.split(";")]
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+            for frame in set(frame for frame in frames if "tunrelay/" in frame):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+
+    def ranked(table):
+        return [[frame, round(100.0 * count / total, 1)]
+                for frame, count in sorted(table.items(), key=lambda item: -item[1])[:top]]
+    return {"samples": total, "self_percent": ranked(own), "inclusive_percent": ranked(inclusive)} if total else {}
 
 
 def stop_profile(process):
@@ -198,6 +220,9 @@ def handshake_figures(swarm, started, hub_status):
     all_established = len(times) == count
     last = times[-1] if times else None
     drops = hub_status["drops"]
+    retry = swarm.first_mac2_at
+    retried = [peer.established_at - retry for peer in swarm.peers
+               if retry is not None and peer.established_at is not None and peer.established_at >= retry]
     return {
         "established": len(times), "all_established": all_established,
         "established_seconds": last if all_established else None,
@@ -210,6 +235,11 @@ def handshake_figures(swarm, started, hub_status):
         "cookies_received": sum(peer.cookies for peer in swarm.peers),
         "peers_given_cookies": sum(1 for peer in swarm.peers if peer.cookies),
         "hub_cookies_sent": drops.get("cookie_required", 0),
+        # The cookie round: the peers sent away with a cookie retry REKEY_TIMEOUT later, with mac2.
+        "established_before_retry": len(times) - len(retried),
+        "first_mac2_seconds": retry - started if retry is not None else None,
+        "retry_wave_seconds": max(retried) if retried else None,
+        "retry_wave_handshakes_per_second": len(retried) / max(retried) if retried and max(retried) else None,
         "hub_rate_limited": drops.get("rate_limited", 0),
         "hub_handshake_drops": {reason: value for reason, value in drops.items()
                                 if reason not in ("cookie_required",)},
@@ -224,6 +254,9 @@ def traffic_figures(swarm, before, after):
     return {
         "measured_seconds": seconds, "delivered": delivered, "offered": after["sent"] - before["sent"],
         "lost": after["lost"] - before["lost"],
+        # Time the generator sat in epoll with nothing to read or send: when it is large, the
+        # generator was waiting for the hub, not the other way round.
+        "generator_waiting_percent": 100 * (after["waited"] - before["waited"]) / seconds,
         "forwarded_pps": delivered / seconds, "forwarded_bytes_per_second": (after["bytes"] - before["bytes"]) / seconds,
         "per_peer_delivered_min": min(to_peer), "per_peer_delivered_max": max(to_peer),
         "ratio": ratio(to_peer), "ratio_by_sender": ratio(from_peer),
@@ -270,6 +303,7 @@ def measure(count, arguments, directory):
         result["generator_cpu_seconds_handshakes"] = own_cpu_seconds() - generator_cpu
         result.update(handshake_figures(swarm, started, relay_status(relay)))
         result["hub_cpu_seconds_handshakes"] = hub.cpu("before_handshakes", "handshakes")
+        result["hub_cpu_ms_per_peer_handshake"] = 1000 * result["hub_cpu_seconds_handshakes"] / count
 
         swarm.run_traffic(arguments.warmup, arguments.window, per_peer)
         hub.mark("traffic_start")
@@ -285,6 +319,10 @@ def measure(count, arguments, directory):
         result["hub_cpu_seconds_traffic"] = hub.cpu("traffic_start", "traffic_end")
         result["hub_cpu_percent_traffic"] = 100 * result["hub_cpu_seconds_traffic"] / seconds
         result["generator_cpu_percent_traffic"] = 100 * result["generator_cpu_seconds_traffic"] / seconds
+        # CPU per forwarded packet: steadier than a rate on a machine others are using.
+        for side in ("hub", "generator"):
+            result["%s_cpu_us_per_packet" % side] = (1e6 * result["%s_cpu_seconds_traffic" % side]
+                                                     / result["delivered"] if result["delivered"] else None)
         final = relay_status(relay)
         hub.mark("end")
         result["hub_rss_mib"] = hub.marks["end"]["rss_kib"] / 1024
@@ -295,6 +333,7 @@ def measure(count, arguments, directory):
         result["hub_log_tracebacks"] = relay.log().count("Traceback")
         if profile is not None:
             result["py_spy"] = {"path": profile[1], "output": stop_profile(profile[0])}
+            result["py_spy"].update(profile_summary(profile[1]))
             profile = None
         result["meets_targets"] = meets_targets(result)
     except Exception as error:   # report what broke, with the hub's log tail
@@ -327,7 +366,8 @@ COLUMNS = [
     ("fwd pps", "forwarded_pps", "%.0f"), ("fwd MB/s", "forwarded_bytes_per_second", "%.2f", 1e-6),
     ("ratio", "ratio", "%.2f"), ("RSS MiB", "hub_rss_mib", "%.1f"), ("peak MiB", "hub_peak_rss_mib", "%.1f"),
     ("hub CPU hs s", "hub_cpu_seconds_handshakes", "%.2f"), ("hub CPU fwd %", "hub_cpu_percent_traffic", "%.0f"),
-    ("gen CPU fwd %", "generator_cpu_percent_traffic", "%.0f"), ("load", "loadavg_before", "%.2f"),
+    ("hub us/pkt", "hub_cpu_us_per_packet", "%.1f"), ("gen CPU fwd %", "generator_cpu_percent_traffic", "%.0f"),
+    ("gen wait %", "generator_waiting_percent", "%.0f"), ("load", "loadavg_before", "%.2f"),
     ("other CPUs", "busy_cpus_before", "%.2f"),
 ]
 
@@ -363,7 +403,7 @@ def main():
                         help="packets in flight per peer (default 0: window/N, at least 2)")
     parser.add_argument("--window", type=int, default=512, help="packets in flight in all (default 512)")
     parser.add_argument("--handshake-timeout", type=float, default=60.0, help="give up after (default 60 s)")
-    parser.add_argument("--py-spy", metavar="DIR", help="record the hub with py-spy, flame graph in DIR")
+    parser.add_argument("--py-spy", metavar="DIR", help="record the hub with py-spy, collapsed stacks in DIR")
     parser.add_argument("--output", default=os.path.join(BENCH, "results", "hub_load.json"))
     arguments = parser.parse_args()
     counts = [int(value) for value in arguments.peers.split(",") if value]
@@ -393,7 +433,7 @@ def main():
     print("(est s: until all established; hs/s: established / est s; cookies rx: cookie replies the peers got;"
           " hub cookies: the hub's drops.cookie_required; fwd: delivered through the hub, IP bytes;"
           " ratio: max/min per-peer delivered; RSS: VmRSS at the end, peak: VmHWM; load: 1-min load before;"
-          " other CPUs: CPUs' worth of other work in the second before, of %d)" % (os.cpu_count() or 1))
+          " gen wait: the generator's time blocked in epoll; other CPUs: CPUs' worth of other work in the second before, of %d)" % (os.cpu_count() or 1))
     os.makedirs(os.path.dirname(os.path.abspath(arguments.output)), exist_ok=True)
     with open(arguments.output, "w") as stream:
         json.dump(document, stream, indent=2)

@@ -81,8 +81,10 @@ class Swarm:
             self.epoll.register(fd, select.EPOLLIN)
         self.sender_offset = sender_offset
         self.established = 0
+        self.first_mac2_at = None     # when the first initiation carrying a cookie's mac2 left
         self.inflight = 0
         self.lost = 0
+        self.waited = 0.0             # seconds spent blocked in epoll: the generator had nothing to do
         self.bytes_delivered = 0
         self.send_errors = collections.Counter()
         self.core_drops = collections.Counter()
@@ -110,6 +112,8 @@ class Swarm:
                     peer.initiations += 1
                     if data[-16:] != _MAC2_ZERO:
                         peer.mac2_initiations += 1
+                        if self.first_mac2_at is None:
+                            self.first_mac2_at = now
                 self._send(peer, data)
             elif kind is HandshakeComplete and peer.established_at is None:
                 peer.established_at = now
@@ -178,8 +182,10 @@ class Swarm:
                 self._apply(peer, events, now)
 
     def _poll(self, timeout):
+        before = time.monotonic()
         ready = self.epoll.poll(timeout)
         now = time.monotonic()
+        self.waited += now - before
         for fd, _ in ready:
             self._receive(self.by_fd[fd], now)
 
@@ -254,7 +260,8 @@ class Swarm:
         """Counters at this moment, for a measurement window."""
         return {"time": time.monotonic(), "delivered_to": [peer.delivered_to for peer in self.peers],
                 "delivered_from": [peer.delivered_from for peer in self.peers],
-                "sent": sum(peer.sent for peer in self.peers), "bytes": self.bytes_delivered, "lost": self.lost}
+                "sent": sum(peer.sent for peer in self.peers), "bytes": self.bytes_delivered, "lost": self.lost,
+                "waited": self.waited}
 
     def run_traffic(self, seconds, window, per_peer, on_tick=None):
         """Send spoke to spoke through the hub for ``seconds`` (from the established peers)."""
