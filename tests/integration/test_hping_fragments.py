@@ -11,7 +11,6 @@ import collections
 import json
 import os
 import signal
-import subprocess
 
 from scapy.all import ICMP, IP, rdpcap
 

@@ -3,7 +3,7 @@ queue, with scapy building the peer's segments and reading the stack's."""
 
 import pytest
 
-from tunrelay.stack.tcp import ConnectionAccepted, DataReceived, ESTABLISHED, LOST_DONE
+from tunrelay.stack.tcp import ConnectionAccepted, DataReceived, ESTABLISHED, LOST_DONE, TcpStack
 from tunrelay.stack.tcp.constants import LOCAL_WINDOW_SHIFT, TIMESTAMP_OPTION_LENGTH
 from tunrelay.stack.tcp.syncookie import (
     COUNTER_PERIOD, MSS_TABLE_IPV4, MSS_TABLE_IPV6, SynCookies, decode_timestamp,
@@ -200,3 +200,23 @@ def test_a_cookie_connection_transfers_256_kib_each_way(options):
     assert bytes(transfer.received) == transfer.upload
     assert bytes(transfer.client.received) == transfer.download
     assert (transfer.conn.timestamps, transfer.conn.sack) == (options["timestamps"], options["sack"])
+
+
+def test_ipv6_cookie_uses_the_ipv6_mss_table():
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6
+
+    server, client = "2001:db8::1", "2001:db8::2"
+    stack = TcpStack(V6_LOCAL, b"k" * 32)
+    stack.listen(PORT).syn_queue_limit = 0
+
+    def segment(**fields):
+        return bytes(IPv6(src=client, dst=server) / TCP(sport=5000, dport=PORT, **fields))[40:]
+
+    stack.segment_received(V6_REMOTE, V6_LOCAL, segment(flags="S", seq=77, options=[("MSS", 1430)]), T0)
+    [(_, _, synack_bytes)] = stack.pop_outgoing()
+    synack = TCP(synack_bytes)
+    assert synack.flags == "SA" and option(synack, "MSS") == 1440 and stack.stats["syn_cookies_sent"] == 1
+    stack.segment_received(V6_REMOTE, V6_LOCAL, segment(flags="A", seq=78, ack=synack.seq + 1), T0 + 0.001)
+    [event] = stack.pop_events()
+    assert event.conn.state == ESTABLISHED and event.conn.send_mss == 1420      # 1430 -> table 1420
