@@ -32,7 +32,10 @@ def table(figures):
             ("pings sent / answered / lost", "%d / %d / %d" % (figures["pings_sent"], figures["pings_answered"],
                                                               figures["pings_lost"])),
             ("lost ping sequence numbers", ", ".join(map(str, figures["lost_sequences"])) or "none"),
-            ("largest gap between replies", "%.1f ms" % figures["max_reply_gap_ms"])]
+            ("pings unanswered at the end", figures["pings_unanswered_at_end"]),
+            ("largest gap between replies", "%.1f ms" % figures["max_reply_gap_ms"]),
+            ("largest gap within -1..+2 s of each rekey", ", ".join(
+                "%.1f ms" % gap for gap in figures["max_reply_gap_near_rekeys_ms"]) or "no rekey")]
     for side in ("a", "b"):
         relay = figures[side]
         rows += [("relay %s handshakes / rekeys" % side.upper(), "%s / %s" % (relay["handshakes"], relay["rekeys"])),

@@ -13,7 +13,9 @@ between two consecutive replies (``ping -D`` timestamps), which is what a rekey 
 stalled the tunnel would stretch, even without a loss.
 """
 
+import calendar
 import json
+import os
 import re
 import subprocess
 import time
@@ -35,7 +37,9 @@ def start_tunnel(lab):
 
 
 def ping_figures(output):
-    """Counts and the largest gap between replies from ``ping -D -n`` output."""
+    """Counts and the largest gap between replies from ``ping -D -n -w`` output. Requests
+    after the last reply are not counted as lost: ping stops at its deadline without waiting
+    for the replies still on their way (``pings_unanswered_at_end`` counts them)."""
     replies, duplicates = {}, 0
     for line in output.splitlines():
         match = _REPLY.match(line)
@@ -47,11 +51,28 @@ def ping_figures(output):
                 replies[sequence] = float(match.group(1))
     summary = _TRANSMITTED.search(output)
     transmitted = int(summary.group(1)) if summary else max(replies, default=0)
+    last = max(replies, default=0)
+    lost = sorted(set(range(1, last + 1)) - set(replies))
     times = sorted(replies.values())
-    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
-    return {"pings_sent": transmitted, "pings_answered": len(replies), "pings_lost": transmitted - len(replies),
-            "ping_duplicates": duplicates, "max_reply_gap_ms": round(max(gaps, default=0.0) * 1000, 1),
-            "lost_sequences": sorted(set(range(1, transmitted + 1)) - set(replies))}
+    return {"pings_sent": transmitted, "pings_answered": len(replies), "pings_lost": len(lost),
+            "pings_unanswered_at_end": transmitted - last, "ping_duplicates": duplicates,
+            "max_reply_gap_ms": _ms(largest_gap(times)), "lost_sequences": lost, "reply_times": times}
+
+
+def largest_gap(times, start=float("-inf"), end=float("inf")):
+    """The longest time between consecutive replies, among the replies in [start, end]."""
+    inside = [time for time in times if start <= time <= end]
+    return max((later - earlier for earlier, later in zip(inside, inside[1:])), default=0.0)
+
+
+def _ms(seconds):
+    return round(seconds * 1000, 1)
+
+
+def rekey_times(log):
+    """Unix times (to the second: twistd's log stamps) of the rekeys a relay logged."""
+    return [calendar.timegm(time.strptime(line[:19], "%Y-%m-%dT%H:%M:%S"))
+            for line in log.splitlines() if _REKEY_LOG in line]
 
 
 def cpu_seconds(process):
@@ -68,7 +89,7 @@ def relay_figures(relay):
     for reason, count in peer["drops"].items():
         drops[reason] = drops.get(reason, 0) + count
     return {"handshakes": peer.get("handshakes"), "rekeys": peer.get("rekeys"),
-            "rekey_log_lines": relay.log().count(_REKEY_LOG),
+            "rekey_times": rekey_times(relay.log()),
             "decrypt_failed": drops.get("decrypt_failed", 0), "replay": drops.get("replay", 0),
             "drops": drops, "rx_packets": peer["rx_packets"], "tx_packets": peer["tx_packets"],
             "cpu_seconds": cpu_seconds(relay.process)}
@@ -79,16 +100,21 @@ def soak(lab, seconds, rate):
     a, b, relay_a, relay_b = start_tunnel(lab)
     server = b.popen("iperf3", "-s", "-1", "-B", OVERLAY_B, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: ":5201 " in b.exec("ss", "-ltnH", check=False).stdout, 10, message="iperf3 server on B")
-    count = int(round(seconds / PING_INTERVAL))
-    started = time.monotonic()
-    pinger = a.popen("ping", "-D", "-n", "-i", str(PING_INTERVAL), "-c", str(count), "-W", "2", OVERLAY_B,
-                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    client = a.popen("iperf3", "-c", OVERLAY_B, "-t", str(seconds), "-b", rate, "-J",
-                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    iperf_output, _ = client.communicate(timeout=seconds + 60)
-    ping_output, _ = pinger.communicate(timeout=seconds + 60)
-    elapsed = time.monotonic() - started
+    # Both write to files: ping prints a line per reply, and a pipe nobody reads until iperf3
+    # ends would fill and stop ping itself (a 109 s "gap" that was ping blocked on stdout).
+    ping_path, iperf_path = os.path.join(lab.directory, "ping.txt"), os.path.join(lab.directory, "iperf3.json")
+    with open(ping_path, "w") as ping_file, open(iperf_path, "w") as iperf_file:
+        started = time.monotonic()
+        pinger = a.popen("ping", "-D", "-n", "-i", str(PING_INTERVAL), "-w", str(seconds), OVERLAY_B,
+                         stdout=ping_file, stderr=subprocess.STDOUT)
+        client = a.popen("iperf3", "-c", OVERLAY_B, "-t", str(seconds), "-b", rate, "-J",
+                         stdout=iperf_file, stderr=subprocess.STDOUT)
+        client.wait(seconds + 60)
+        pinger.wait(seconds + 60)
+        elapsed = time.monotonic() - started
     server.wait(10)
+    with open(ping_path) as ping_file, open(iperf_path) as iperf_file:
+        ping_output, iperf_output = ping_file.read(), iperf_file.read()
     try:
         end = json.loads(iperf_output)["end"]
     except (ValueError, KeyError):
@@ -99,6 +125,10 @@ def soak(lab, seconds, rate):
                "iperf_retransmits": end["sum_sent"].get("retransmits"),
                "a": relay_figures(relay_a), "b": relay_figures(relay_b)}
     figures.update(ping_figures(ping_output))
+    times = figures.pop("reply_times")
+    # Around each rekey B (the initiator) logged, to the second: from 1 s before to 2 s after.
+    figures["max_reply_gap_near_rekeys_ms"] = [_ms(largest_gap(times, rekey - 1, rekey + 3))
+                                               for rekey in figures["b"]["rekey_times"]]
     figures["tracebacks"] = (relay_a.log() + relay_b.log()).count("Traceback")
     return figures
 
