@@ -31,7 +31,9 @@ def table(figures):
             ("iperf3 retransmits", figures["iperf_retransmits"]),
             ("pings sent / answered / lost", "%d / %d / %d" % (figures["pings_sent"], figures["pings_answered"],
                                                               figures["pings_lost"])),
-            ("lost ping sequence numbers", ", ".join(map(str, figures["lost_sequences"])) or "none"),
+            ("lost pings (sequence @ seconds)", ", ".join(
+                "%d @ %.1f s" % item for item in zip(figures["lost_sequences"], figures["lost_at_seconds"])) or "none"),
+            ("rekeys (B, initiating) at", ", ".join("%.0f s" % at for at in figures["rekeys_at_seconds"]) or "none"),
             ("pings unanswered at the end", figures["pings_unanswered_at_end"]),
             ("largest gap between replies", "%.1f ms" % figures["max_reply_gap_ms"]),
             ("largest gap within -1..+2 s of each rekey", ", ".join(
@@ -43,6 +45,8 @@ def table(figures):
                                                                                  relay["replay"])),
                  ("relay %s drops" % side.upper(), ", ".join("%s=%d" % item for item in sorted(relay["drops"].items()))
                   or "none"),
+                 ("relay %s kernel UDP drops" % side.upper(), ", ".join(
+                     "%s=%d" % item for item in sorted(relay["kernel"].items()))),
                  ("relay %s CPU seconds" % side.upper(), "%.1f" % relay["cpu_seconds"])]
     rows.append(("tracebacks in the logs", figures["tracebacks"]))
     width = max(len(name) for name, _ in rows)

@@ -278,10 +278,15 @@ class Lab:
                 os.unlink(path)
 
 
+def kernel_counters(host, *names):
+    """{name: value} of the host's kernel SNMP counters (nstat, absolute since the namespace began)."""
+    fields = host.exec("nstat", "-az", *names, check=False).stdout.split()
+    return {name: int(fields[index + 1]) for index, name in enumerate(fields) if name in names}
+
+
 def checksum_errors(host):
     """TCP and UDP checksum errors the host's kernel has counted (nstat)."""
-    counters = host.exec("nstat", "-az", "TcpInCsumErrors", "UdpInCsumErrors", check=False).stdout.split()
-    return sum(int(counters[index + 1]) for index, name in enumerate(counters) if name.endswith("InCsumErrors"))
+    return sum(kernel_counters(host, "TcpInCsumErrors", "UdpInCsumErrors").values())
 
 
 def random_file(directory, size):

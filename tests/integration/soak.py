@@ -20,13 +20,14 @@ import re
 import subprocess
 import time
 
-from .netns import wait_for
+from .netns import kernel_counters, wait_for
 from .test_two_hosts import CASES, OVERLAY_A, OVERLAY_B, start_pair
 
 PING_INTERVAL = 0.02
 _REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+) ")
 _TRANSMITTED = re.compile(r"(\d+) packets transmitted, (\d+) received")
 _REKEY_LOG = "peer other rekeyed"
+_KERNEL_DROPS = ("UdpRcvbufErrors", "UdpSndbufErrors", "UdpInErrors")
 
 
 def start_tunnel(lab):
@@ -54,7 +55,10 @@ def ping_figures(output):
     last = max(replies, default=0)
     lost = sorted(set(range(1, last + 1)) - set(replies))
     times = sorted(replies.values())
-    return {"pings_sent": transmitted, "pings_answered": len(replies), "pings_lost": len(lost),
+    # When each loss happened, to the ping: the last reply before it, from the first reply on.
+    lost_at = [round(max(time for sequence, time in replies.items() if sequence < missing) - times[0], 2)
+               if missing > min(replies) else 0.0 for missing in lost]
+    return {"lost_at_seconds": lost_at, "pings_sent": transmitted, "pings_answered": len(replies), "pings_lost": len(lost),
             "pings_unanswered_at_end": transmitted - last, "ping_duplicates": duplicates,
             "max_reply_gap_ms": _ms(largest_gap(times)), "lost_sequences": lost, "reply_times": times}
 
@@ -82,7 +86,7 @@ def cpu_seconds(process):
     return (int(fields[11]) + int(fields[12])) / 100.0   # USER_HZ
 
 
-def relay_figures(relay):
+def relay_figures(relay, host):
     status = relay.status()
     peer = status["peers"][0]
     drops = dict(status["drops"])
@@ -92,7 +96,9 @@ def relay_figures(relay):
             "rekey_times": rekey_times(relay.log()),
             "decrypt_failed": drops.get("decrypt_failed", 0), "replay": drops.get("replay", 0),
             "drops": drops, "rx_packets": peer["rx_packets"], "tx_packets": peer["tx_packets"],
-            "cpu_seconds": cpu_seconds(relay.process)}
+            "cpu_seconds": cpu_seconds(relay.process),
+            # What the kernel dropped around the relay (a full socket buffer), which its status cannot see.
+            "kernel": kernel_counters(host, *_KERNEL_DROPS)}
 
 
 def soak(lab, seconds, rate):
@@ -123,12 +129,13 @@ def soak(lab, seconds, rate):
                "iperf_bytes": end["sum_received"]["bytes"],
                "iperf_bits_per_second": end["sum_received"]["bits_per_second"],
                "iperf_retransmits": end["sum_sent"].get("retransmits"),
-               "a": relay_figures(relay_a), "b": relay_figures(relay_b)}
+               "a": relay_figures(relay_a, a), "b": relay_figures(relay_b, b)}
     figures.update(ping_figures(ping_output))
     times = figures.pop("reply_times")
     # Around each rekey B (the initiator) logged, to the second: from 1 s before to 2 s after.
     figures["max_reply_gap_near_rekeys_ms"] = [_ms(largest_gap(times, rekey - 1, rekey + 3))
                                                for rekey in figures["b"]["rekey_times"]]
+    figures["rekeys_at_seconds"] = [round(rekey - times[0], 1) for rekey in figures["b"]["rekey_times"]] if times else []
     figures["tracebacks"] = (relay_a.log() + relay_b.log()).count("Traceback")
     return figures
 
