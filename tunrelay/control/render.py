@@ -97,7 +97,10 @@ def render_status(document, now):
     for route in document.get("routes_via_peers") or []:
         if isinstance(route, dict):
             lines.append("  kernel route: %s via %s -> %s" % (route.get("network"), route.get("gateway"),
-                                                             route.get("peer") or "(no peer has that gateway)"))
+                                                             route.get("peer") or "(not followed)"))
+    ignored = {reason: count for reason, count in (document.get("routes_not_followed") or {}).items() if count}
+    if ignored:
+        lines.append("  kernel routes not followed: %s" % _drops(ignored))
     for peer in document.get("peers") or []:
         if not isinstance(peer, dict):
             continue

@@ -98,6 +98,7 @@ def _private(private_key, static):
     more only in tests and load generators); an ephemeral key's is not, so that it lives
     no longer than its handshake."""
     if static:
+        private_key = bytes(private_key)
         kept = _static_keys.get(private_key)
         if kept is not None:
             return kept
@@ -106,8 +107,14 @@ def _private(private_key, static):
     if static:
         if len(_static_keys) >= _STATIC_KEYS_KEPT:
             _static_keys.clear()
-        _static_keys[bytes(private_key)] = pair
+        _static_keys[private_key] = pair
     return pair
+
+
+def forget_static_key(private_key):
+    """A static key retired (a new interface key): its loaded form goes too."""
+    if private_key is not None:
+        _static_keys.pop(bytes(private_key), None)
 
 
 def public_key(private_key, static=False):

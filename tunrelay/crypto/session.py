@@ -59,7 +59,7 @@ from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.ip import route_key
 
 from . import keys as _keys
-from . import messages, noise
+from . import messages, noise, primitives
 from .constants import (
     HANDSHAKE_INITIATION_RATE, KEEPALIVE_TIMEOUT, MAX_PLAINTEXT_SIZE, MAX_STAGED_PACKETS,
     MAX_TIMER_HANDSHAKES, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES,
@@ -154,6 +154,8 @@ class WireGuardCore:
         endpoints and timers; without a key no handshake can start or be answered."""
         if private_key is not None and len(private_key) != 32:
             raise _keys.InvalidKey("a private key is 32 bytes")
+        if getattr(self, "_private", None) not in (None, private_key):
+            primitives.forget_static_key(self._private)
         self._private = private_key
         self.public_key = _keys.public_key(private_key) if private_key is not None else None
         self._cookie_checker = CookieChecker(self.public_key, self._rng) if private_key is not None else None

@@ -115,7 +115,13 @@ class WireGuardSessions:
         self.core.set_endpoint(peer, (link, address))
         self._timer.rearm_soon()
 
-    def stream_opened(self, link, address, peer):
+    def stream_opened(self, link, address, peer, probe=False):
+        if peer is not None and probe:
+            # A preferred endpoint answers a dial: one initiation there, and the session and
+            # traffic stay where they work until the peer answers it (tunrelay.endpoint_choice).
+            self.relay.path_opened(peer, link, address)
+            self.probe(peer, (link, address))
+            return True
         if peer is not None:
             # We dialled again: the far side may have restarted and lost our session, and
             # would drop data under the old keys until the rekey timers noticed (15 s). A
@@ -171,6 +177,12 @@ class WireGuardSessions:
             destination = path or self.core.peer_status(peer)["endpoint"]
             if destination is not None:
                 self._control(self.core.send_probe(peer, destination, self.clock.seconds()))
+
+    def reassert(self, peer):
+        """An authenticated keepalive where the peer's traffic goes: the far side roams back
+        here if an unanswered probe had drawn it elsewhere."""
+        if peer in self._core_configs:
+            self._control(self.core.send_keepalive(peer, self.clock.seconds()))
 
     def peer_dead(self, peer):
         """Silence past dead_peer_timeout: start over with a new handshake on the next frame."""
