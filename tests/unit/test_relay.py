@@ -247,10 +247,18 @@ def test_tun_multicast_from_the_kernel_reaches_every_covering_peer():
 
 def test_tun_multicast_from_a_peer_reaches_the_kernel_and_the_other_members():
     relay, link = multicast_hub()
+    datagram = ipv4_packet("198.51.100.2", "233.252.0.1", b"to a global group")   # MCAST-TEST-NET
+    received(relay, link, ("192.0.2.2", 1), datagram)
+    assert relay.device.written == [datagram]
+    assert [address for address, _ in link.sent] == [("192.0.2.3", 1)]
+
+
+def test_link_local_multicast_from_a_peer_goes_to_the_kernel_only():
+    # A neighbour's OSPF Hello is for this site's daemon; the other neighbours would drop it.
+    relay, link = multicast_hub()
     hello = ipv4_packet("198.51.100.2", "224.0.0.5", b"ospf hello", protocol=89)
     received(relay, link, ("192.0.2.2", 1), hello)
-    assert relay.device.written == [hello]
-    assert [address for address, _ in link.sent] == [("192.0.2.3", 1)]
+    assert relay.device.written == [hello] and link.sent == []
 
 
 def test_dead_peer_is_declared_once_and_revived_by_traffic():

@@ -198,7 +198,11 @@ class Datapath:
                    if peer is not ingress and any(group in network for network in peer.groups)]
         if from_peer:
             self.to_device(packet, ingress)
-            if not self.relay.forward_between_peers:
+            # Link-local groups (224.0.0.0/24, ff02::/16: OSPF Hellos, BFD echo...) never leave
+            # their link (RFC 5771 §4, RFC 4291 §2.7); a neighbour's Hello repeated to the other
+            # neighbours would only be dropped there, its source not being theirs.
+            if not self.relay.forward_between_peers or (
+                    destination >> 8 == 0xE00000 if version == 4 else destination >> 112 & 0xFF0F == 0xFF02):
                 return
         elif not targets and ingress is DEVICE_PORT:
             self._unrouted(version, destination)
