@@ -16,7 +16,7 @@ from typing import Mapping, NamedTuple, Optional, Tuple
 import yaml
 
 from tunrelay import endpoints
-from tunrelay.config_reader import Reader, one_line
+from tunrelay.config_reader import Reader, kind_of, one_line
 from tunrelay.crypto import keys
 from tunrelay.metrics import parse_address as parse_metrics_address
 from tunrelay.constants import (
@@ -147,7 +147,8 @@ def _interface(reader, node, path):
     if "mode" in fields:
         mode = reader.value(fields["mode"], path + ".mode")
         if mode not in ("tun", "tap"):
-            reader.problem(fields["mode"], path + ".mode", "must be 'tun' or 'tap', not %r" % (mode,))
+            given = repr(mode) if isinstance(mode, str) else kind_of(fields["mode"], mode)
+            reader.problem(fields["mode"], path + ".mode", "must be 'tun' or 'tap', not %s" % given)
         values["mode"] = mode
     if "mtu" in fields:
         values["mtu"] = reader.number(fields["mtu"], path + ".mtu", MIN_MTU, MAX_MTU)

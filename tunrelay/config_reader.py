@@ -8,7 +8,7 @@ mistakes; a value of the wrong type is named by what was expected and what was g
 
 import yaml
 
-__all__ = ["Reader", "one_line"]
+__all__ = ["Reader", "kind_of", "one_line"]
 
 
 def one_line(text):
@@ -110,7 +110,7 @@ class Reader:
         if not isinstance(text, str):
             # Say what was wanted: a list or a number turned into "" or "5" would be
             # reported as a malformed string, which is not what the user wrote.
-            self.problem(node, path, "must be %s, not %s" % (expected, _kind_of(node, text)))
+            self.problem(node, path, "must be %s, not %s" % (expected, kind_of(node, text)))
             return None
         try:
             return parser(text)
@@ -119,7 +119,7 @@ class Reader:
             return None
 
 
-def _kind_of(node, value):
+def kind_of(node, value):
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     if isinstance(node, yaml.MappingNode):

@@ -26,6 +26,7 @@ from tunrelay import status
 from tunrelay.constants import MAX_CONNECTIONS_PER_PEER, MAX_UDP_BINDINGS
 from tunrelay.datapath import DEVICE_PORT, RESPONDER_PORT, Datapath
 from tunrelay.forwarding.allowed_ips import AllowedIPs
+from tunrelay.forwarding.next_hops import NextHopRoutes
 from tunrelay.forwarding.switch import LearningSwitch
 from tunrelay.logs import log_state_change
 from tunrelay.sessions import PlaintextSessions, WireGuardSessions
@@ -82,6 +83,7 @@ class Relay:
         self.drops = DropReporter(clock)
         self.device_counters = Counters()
         self.routes = AllowedIPs()
+        self.next_hops = NextHopRoutes(self.routes)   # kernel routes via a peer (set by the service)
         self.switch = LearningSwitch()
         self.peers = {}
         self._bindings = {}           # (link, address) -> Peer
@@ -109,6 +111,7 @@ class Relay:
         peer = Peer(peer_config)
         self.peers[peer.name] = peer
         self._install_routes(peer)
+        self.next_hops.peers_changed(self.peers.values())
         self.sessions.peer_added(peer)
         return peer
 
@@ -124,6 +127,7 @@ class Relay:
     def remove_peer(self, name):
         peer = self.peers.pop(name)
         self.routes.remove_owner(peer)
+        self.next_hops.peers_changed(self.peers.values())
         self.sessions.peer_removed(peer)
         self.switch.forget_port(peer)
         self._close_paths(peer)
@@ -163,6 +167,7 @@ class Relay:
                 peer.reset_endpoint_hosts()
             self._install_routes(peer)
             self.sessions.peer_changed(peer)
+        self.next_hops.peers_changed(self.peers.values())
         self.config = config
         self.forward_between_peers = config.forward_between_peers
         return added, removed, moved, updated

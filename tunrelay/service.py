@@ -43,6 +43,7 @@ from tunrelay.responder.port import ResponderPort
 from tunrelay.twisted_io.datagram import EthernetLink, open_ethernet_socket
 from tunrelay.twisted_io.device_port import DevicePort
 from tunrelay.twisted_io.netlink_watch import NetworkChangeWatcher
+from tunrelay.twisted_io.route_mirror import RouteMirror
 from tunrelay.twisted_io.stream import InboundFactory
 from tunrelay.uapi.apply import apply_set
 from tunrelay.uapi.protocol import ERRNO_INVALID, ERRNO_PORT_IN_USE, UapiError
@@ -99,6 +100,7 @@ class RelayService(MultiService):
         self.relay = Relay(config, reactor, private_key=secrets.private_key, preshared_keys=secrets.preshared_keys)
         self.device = None
         self.device_port = None
+        self.route_mirror = None       # tun mode: the kernel's routes via peers (set at open)
         self.startup_failure = None    # the one line a failed start printed
         self.listening = []            # TCP IListeningPort objects
         self.ethernet_links = {}       # interface -> EthernetLink
@@ -185,6 +187,8 @@ class RelayService(MultiService):
         except DeviceError as failure:
             raise StartupError(str(failure)) from None
         self.device_port = DevicePort(self.device, self.relay.datapath, self.reactor, on_removed=self._device_removed)
+        if interface.mode == "tun":
+            self.route_mirror = RouteMirror(self.reactor, self.relay.next_hops, self.relay.drops)
         self.relay.datapath.attach_device(self.device_port)
 
     def _listen(self, address):
@@ -245,6 +249,8 @@ class RelayService(MultiService):
             self.reach.connect_datagram(peer)
         self._install_sighup()
         self.network_changes.start()
+        if self.route_mirror is not None:
+            self.route_mirror.start(self.device.index)
         self.relay.endpoint_refresh = self.reach.refresh
         self.relay.start_liveness()
         self.log.info("relay up on {device} ({mode}), {count} peers; event loop: {loop}",
@@ -391,6 +397,8 @@ class RelayService(MultiService):
     def stopService(self):
         stopped = MultiService.stopService(self)
         self.network_changes.stop()
+        if self.route_mirror is not None:
+            self.route_mirror.stop()
         if self.responder is not None:
             self.responder.stop()
         self.relay.stop()

@@ -19,6 +19,8 @@ def snapshot(relay):
         "device": dict(relay.device_counters.as_dict(), tx_writes=relay.datapath.device_writes),
         "drops": dict(relay.drops.counters.drops),
         "peers": [_peer(relay, peer) for peer in relay.peers.values()],
+        "routes_via_peers": [{"network": str(network), "gateway": str(gateway), "peer": name}
+                             for network, gateway, name in relay.next_hops.routes()],
         "responder": relay.responder.snapshot() if relay.responder is not None else None,
     }
 

@@ -59,9 +59,14 @@ def test_plaintext_takes_one_endpoint_only():
     assert parse(peer_config("[tcp://192.0.2.2:1]", plaintext=True)).peers[0].fallback_endpoints == ()
 
 
-def test_other_keys_name_the_type_too():
-    problems = problems_of("interface: {}\nplaintext: true\nlisten: [51820]\n")
-    assert any(problem.startswith("t.yaml:3: listen[0]: must be a string, not a number") for problem in problems)
+@pytest.mark.parametrize("text, expected", [
+    ("interface: {}\nplaintext: true\nlisten: [51820]\n", "t.yaml:3: listen[0]: must be a string, not a number"),
+    ("interface: {mode: [tun]}\nplaintext: true\n", "t.yaml:1: interface.mode: must be 'tun' or 'tap', not a list"),
+    ("interface: {}\nplaintext: true\nmetrics: {a: 1}\n", "t.yaml:3: metrics: must be a string, not a mapping"),
+])
+def test_other_keys_name_the_type_too(text, expected):
+    problems = problems_of(text)
+    assert any(problem.startswith(expected) for problem in problems), problems
 
 
 # ---- the choice ------------------------------------------------------------------------

@@ -93,6 +93,10 @@ def render_status(document, now):
     if isinstance(device, dict):
         lines.append("  device transfer: %s" % _transfer(device))
     lines.append("  drops without a peer: %s" % _drops(document.get("drops")))
+    for route in document.get("routes_via_peers") or []:
+        if isinstance(route, dict):
+            lines.append("  kernel route: %s via %s -> %s" % (route.get("network"), route.get("gateway"),
+                                                             route.get("peer") or "(no peer has that gateway)"))
     for peer in document.get("peers") or []:
         if not isinstance(peer, dict):
             continue

@@ -36,6 +36,13 @@ class _Family:
         self.by_length.setdefault(network.prefixlen, {})[int(network.network_address)] = owner
         self._reindex()
 
+    def remove(self, network, owner):
+        table = self.by_length.get(network.prefixlen, {})
+        key = int(network.network_address)
+        if table.get(key) is owner:
+            del table[key]
+            self._reindex()
+
     def remove_owner(self, owner):
         for table in self.by_length.values():
             for key in [key for key, value in table.items() if value is owner]:
@@ -77,6 +84,11 @@ class AllowedIPs:
         """Route ``network`` (an ip_network) to ``owner``; a later insert replaces the owner."""
         network = ipaddress.ip_network(network)
         self._families[network.version].insert(network, owner)
+
+    def remove(self, network, owner):
+        """Unroute ``network`` if ``owner`` still owns it (a mirrored route that went away)."""
+        network = ipaddress.ip_network(network)
+        self._families[network.version].remove(network, owner)
 
     def remove_owner(self, owner):
         for family in self._families.values():

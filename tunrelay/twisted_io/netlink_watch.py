@@ -24,21 +24,24 @@ __all__ = ["NetworkChangeWatcher", "RetryClock"]
 _RTMGRP_LINK, _RTMGRP_IPV4_IFADDR, _RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
 _RTMGRP_IPV6_IFADDR, _RTMGRP_IPV6_ROUTE = 0x100, 0x400
 _GROUPS = _RTMGRP_LINK | _RTMGRP_IPV4_IFADDR | _RTMGRP_IPV4_ROUTE | _RTMGRP_IPV6_IFADDR | _RTMGRP_IPV6_ROUTE
-_RTM_NEWLINK, _RTM_NEWADDR, _RTM_NEWROUTE = 16, 20, 24
+ROUTE_GROUPS = _RTMGRP_IPV4_ROUTE | _RTMGRP_IPV6_ROUTE
+_RTM_NEWLINK, _RTM_NEWADDR, _RTM_NEWROUTE, _RTM_DELROUTE = 16, 20, 24, 25
 _COMING_UP = frozenset((_RTM_NEWLINK, _RTM_NEWADDR, _RTM_NEWROUTE))
+ROUTE_CHANGES = frozenset((_RTM_NEWROUTE, _RTM_DELROUTE))
 _HEADER = struct.Struct("=IHHII")   # length, type, flags, sequence, port id
 _READS_PER_TURN = 64
 SETTLE = 0.2
 
 
-def coming_up(datagram):
-    """True if ``datagram`` (one read from the socket) holds a new-link, -address or -route notice."""
+def coming_up(datagram, kinds=_COMING_UP):
+    """True if ``datagram`` (one read from the socket) holds a notice of one of ``kinds``
+    (by default new-link, -address or -route)."""
     offset = 0
     while offset + _HEADER.size <= len(datagram):
         length, kind, _, _, _ = _HEADER.unpack_from(datagram, offset)
         if length < _HEADER.size or offset + length > len(datagram):
             return False            # malformed: the kernel never sends that, so nothing is trusted
-        if kind in _COMING_UP:
+        if kind in kinds:
             return True
         offset += (length + 3) & ~3   # NLMSG_ALIGN
     return False
@@ -69,13 +72,16 @@ class RetryClock:
 
 
 class NetworkChangeWatcher:
-    """Calls ``changed()`` once per burst of network changes that may have brought a path back."""
+    """Calls ``changed()`` once per burst of network changes that may have brought a path back
+    (or, given other ``groups`` and ``kinds``, once per burst of those notices)."""
 
     log = Logger()
+    consequence = "TCP peers reconnect on their backoff only"
 
-    def __init__(self, reactor, changed):
+    def __init__(self, reactor, changed, groups=_GROUPS, kinds=_COMING_UP, settle=SETTLE):
         self.reactor = reactor
         self.changed = changed
+        self.groups, self.kinds, self.settle = groups, kinds, settle
         self._socket = None
         self._reader = None
         self._settling = None
@@ -84,12 +90,12 @@ class NetworkChangeWatcher:
         sock = None
         try:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
-            sock.bind((0, _GROUPS))
+            sock.bind((0, self.groups))
         except OSError as error:
             if sock is not None:
                 sock.close()
-            self.log.warn("no rtnetlink notices ({error}): TCP peers reconnect on their backoff only",
-                          error=error.strerror)
+            self.log.warn("no rtnetlink notices ({error}): {consequence}", error=error.strerror,
+                          consequence=self.consequence)
             return
         self._socket = sock
         self._reader = add_reader(self.reactor, sock.fileno(), self._readable, "rtnetlink notices")
@@ -115,6 +121,6 @@ class NetworkChangeWatcher:
             except OSError:   # ENOBUFS: notices were lost, so something changed
                 up = True
                 continue
-            up = up or coming_up(datagram)
+            up = up or coming_up(datagram, self.kinds)
         if up and (self._settling is None or not self._settling.active()):
-            self._settling = self.reactor.callLater(SETTLE, self.changed)
+            self._settling = self.reactor.callLater(self.settle, self.changed)

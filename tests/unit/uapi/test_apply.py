@@ -151,3 +151,17 @@ def test_default_names_never_collide():
     first = default_peer_name(public(D))
     assert default_peer_name(public(D), taken={first}) == "wg-" + keys.encode_key(public(D)).replace(
         "+", "-").replace("/", "_").rstrip("=")
+
+
+def test_wg_endpoint_replaces_an_endpoint_list_and_the_same_endpoint_keeps_it():
+    from dataclasses import replace
+    from tunrelay.endpoints import parse_endpoint
+
+    fallback = parse_endpoint("tcp://192.0.2.2:51820")
+    peers = tuple(replace(peer, fallback_endpoints=(fallback,)) if peer.name == "site-b" else peer
+                  for peer in CONFIG.peers)
+    config = replace(CONFIG, peers=peers)
+    same, _ = applied("public_key=%s" % hexkey(B), "endpoint=192.0.2.2:51820", config=config)
+    assert by_name(same)["site-b"].endpoints == (parse_endpoint("udp://192.0.2.2:51820"), fallback)
+    moved, _ = applied("public_key=%s" % hexkey(B), "endpoint=192.0.2.9:51820", config=config)
+    assert by_name(moved)["site-b"].endpoints == (parse_endpoint("udp://192.0.2.9:51820"),)
