@@ -108,7 +108,7 @@ class Frr:
 
     def bfd_up_peers(self):
         rows = [line.split() for line in self.vtysh("show bfd peers brief").splitlines()]
-        return {row[2] for row in rows if len(row) > 4 and row[4] == "up"}
+        return {row[2] for row in rows if len(row) > 3 and row[3] == "up"}
 
     def log(self):
         return "\n".join("%s: %s" % (daemon, read_log(self._path(daemon, "log"))[-2000:]) for daemon in self.daemons)

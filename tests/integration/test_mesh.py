@@ -90,6 +90,8 @@ class Mesh:
                     daemons = ("ospfd", "bfdd", "bgpd") if site == 1 else ("ospfd", "bfdd")
                     self.routers[site] = Frr(self.hosts[site], lab.directory, stream.read(), daemons)
             else:
+                self.hosts[site].exec("nft", "-D", "tunnel_address=%s" % tunnel_address(site), "-f",
+                                      os.path.join(EXAMPLE, "bird-ptmp-multicast.nft"))
                 with open(os.path.join(EXAMPLE, "bird-site%d.conf" % site)) as stream:
                     self.routers[site] = Bird(self.hosts[site], lab.directory, stream.read())
 
@@ -162,7 +164,7 @@ def measure_failover(mesh, cut, settled):
 
 
 def test_mesh_of_four_sites_reroutes_around_a_cut_tunnel(lab):
-    for tool in ("bird", "birdc", "vtysh", os.path.join("/usr/lib/frr", "zebra")):
+    for tool in ("bird", "birdc", "vtysh", "nft", os.path.join("/usr/lib/frr", "zebra")):
         require_tool(tool)
     mesh = Mesh(lab)
     _patient(mesh, mesh.adjacencies_complete, 40, "every OSPF adjacency Full and every BFD session Up")
