@@ -41,6 +41,11 @@ class Bird:
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         _started(self.process, self._answers, "bird in %s to answer on %s" % (host.name, self.socket), self.log)
 
+    def stop(self):
+        """SIGTERM and wait: BIRD withdraws its routes from the kernel on the way out."""
+        self.process.terminate()
+        self.process.wait(10)
+
     def birdc(self, *command):
         return self.host.exec("birdc", "-s", self.socket, *command, check=False, timeout=10)
 

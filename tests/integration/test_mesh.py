@@ -83,17 +83,20 @@ class Mesh:
             config["private_key_file"] = os.path.join(rendered, config["private_key_file"])
             del config["control_socket"]   # the harness gives each relay its own in tmp
             self.relays[site] = lab.relay(self.hosts[site], config)
-        self.routers = {}
         for site in SITES:
-            if site in FRR_SITES:
-                with open(os.path.join(EXAMPLE, "frr-site%d.conf" % site)) as stream:
-                    daemons = ("ospfd", "bfdd", "bgpd") if site == 1 else ("ospfd", "bfdd")
-                    self.routers[site] = Frr(self.hosts[site], lab.directory, stream.read(), daemons)
-            else:
+            if site not in FRR_SITES:
                 self.hosts[site].exec("nft", "-D", "tunnel_address=%s" % tunnel_address(site), "-f",
                                       os.path.join(EXAMPLE, "bird-ptmp-multicast.nft"))
-                with open(os.path.join(EXAMPLE, "bird-site%d.conf" % site)) as stream:
-                    self.routers[site] = Bird(self.hosts[site], lab.directory, stream.read())
+        self.routers = {site: self.start_router(site) for site in SITES}
+
+    def start_router(self, site):
+        """The site's daemons, configured from the example's file as it stands."""
+        if site in FRR_SITES:
+            with open(os.path.join(EXAMPLE, "frr-site%d.conf" % site)) as stream:
+                daemons = ("ospfd", "bfdd", "bgpd") if site == 1 else ("ospfd", "bfdd")
+                return Frr(self.hosts[site], self.lab.directory, stream.read(), daemons)
+        with open(os.path.join(EXAMPLE, "bird-site%d.conf" % site)) as stream:
+            return Bird(self.hosts[site], self.lab.directory, stream.read())
 
     def diagnostics(self):
         parts = []
@@ -111,6 +114,10 @@ class Mesh:
     def peer_tx(self, site, peer_site):
         peers = {peer["name"]: peer for peer in self.status(site).get("peers", [])}
         return peers["site%d" % peer_site]["tx_packets"]
+
+    def mirrored(self, site):
+        """The relay's routes via peers, from its status: {network: peer name}."""
+        return {route["network"]: route["peer"] for route in self.status(site).get("routes_via_peers", [])}
 
     def adjacencies_complete(self):
         """Every site has every neighbour Full in OSPF and Up in BFD."""
@@ -184,6 +191,7 @@ def test_mesh_of_four_sites_reroutes_around_a_cut_tunnel(lab):
         lambda: mesh.next_hop(1, stub_address(3), stub_address(1)) in detours
         and mesh.next_hop(3, stub_address(1), stub_address(3)) in detours)
     print("failover gap %.3f s" % gap)
+    assert mesh.mirrored(1).get(stub_prefix(3)) in ("site2", "site4"), mesh.diagnostics()
     assert gap <= FAILOVER_LIMIT, "failover took %.3f s" % gap
 
     # Restore it: the adjacency comes back and traffic returns to the direct next hop.
@@ -191,6 +199,8 @@ def test_mesh_of_four_sites_reroutes_around_a_cut_tunnel(lab):
     _patient(mesh, lambda: mesh.next_hop(1, stub_address(3), stub_address(1)) == tunnel_address(3)
              and mesh.next_hop(3, stub_address(1), stub_address(3)) == tunnel_address(1), 30,
              "the direct route over the diagonal to come back")
+    _patient(mesh, lambda: mesh.mirrored(1).get(stub_prefix(3)) == "site3", 5,
+             "site 1's relay to follow the direct route again")
     sent_before = mesh.peer_tx(1, 3)
     assert mesh.pings(1, stub_address(3), stub_address(1))
     _patient(mesh, lambda: mesh.peer_tx(1, 3) > sent_before, 5, "site 1 to send to site3 again")
@@ -200,5 +210,17 @@ def test_mesh_of_four_sites_reroutes_around_a_cut_tunnel(lab):
                      "site 1 to learn %s over BGP" % BGP_PREFIX)
     assert "via %s dev tr0" % tunnel_address(2) in route and "proto bgp" in route, route
     _patient(mesh, lambda: mesh.pings(1, BGP_ADDRESS, stub_address(1)), 10, "site 1 to ping the BGP prefix")
+
+    # Restart site 4's BIRD: its routes leave the kernel and the relay's mirror with it, and
+    # come back with the new process's adjacencies; site 4's stub reaches every stub again.
+    mesh.routers[4].stop()
+    _patient(mesh, lambda: not mesh.mirrored(4), 10, "site 4's relay to drop the routes of the stopped BIRD")
+    mesh.routers[4] = mesh.start_router(4)
+    _patient(mesh, lambda: set(mesh.mirrored(4)) >= {stub_prefix(other) for other in SITES if other != 4}, 30,
+             "site 4's relay to mirror the restarted BIRD's routes")
+    for other in SITES:
+        if other != 4:
+            _patient(mesh, lambda: mesh.pings(4, stub_address(other), stub_address(4)), 20,
+                     "site 4's stub to ping site %d's stub after the restart" % other)
     for site in SITES:
         assert "Traceback" not in mesh.relays[site].log()
