@@ -19,24 +19,31 @@ what it authenticates while we send:
 - **Fail over.** Still nothing authenticated FAILOVER_AFTER after the last message (or
   after this endpoint was chosen): move to the next endpoint in the list, wrapping round.
   The caller starts a new handshake there.
-- **Probe back.** While a less preferred endpoint is in use, every more preferred one is
-  probed with a handshake initiation sent to it alone (the traffic stays where it works),
-  first after PROBE_INITIAL and then with the interval doubling up to PROBE_MAX. A
-  response authenticates the peer from that endpoint; the caller reports it with
-  ``answered`` and the choice returns there.
+- **Probe back.** While a less preferred endpoint is in use, the more preferred ones are
+  probed, one per turn (the core keeps one pending handshake per peer, so two probes at
+  once would void each other), with a handshake initiation sent to it alone: the traffic
+  stays where it works. A round of probes starts after PROBE_INITIAL and then with the
+  interval doubling up to PROBE_MAX. A response authenticates the peer from that endpoint;
+  the caller reports it with ``answered`` and the choice returns there.
+- **Reassert.** The far side roams to wherever a valid initiation came from (whitepaper
+  §2.1), before it knows whether its answer gets back. If the probed path works only one
+  way, its traffic would now go there and be lost. So PROBE_ANSWER_WAIT after a probe that
+  was not answered, an authenticated keepalive goes over the endpoint in use, and the far
+  side roams back.
 
 Nothing here runs for a peer with one endpoint.
 """
 
 from dataclasses import dataclass
 
-__all__ = ["EndpointChoice", "Solicit", "Use", "Probe",
-           "SOLICIT_AFTER", "FAILOVER_AFTER", "PROBE_INITIAL", "PROBE_MAX"]
+__all__ = ["EndpointChoice", "Solicit", "Use", "Probe", "Reassert",
+           "SOLICIT_AFTER", "FAILOVER_AFTER", "PROBE_INITIAL", "PROBE_MAX", "PROBE_ANSWER_WAIT"]
 
 SOLICIT_AFTER = 2.5    # seconds of one-sided silence before we ask for a handshake
 FAILOVER_AFTER = 6.0   # ...and before we give the endpoint up (a response had 3.5 s to come)
 PROBE_INITIAL = 5.0
 PROBE_MAX = 30.0       # so a preferred endpoint that answers again is back within about 30 s
+PROBE_ANSWER_WAIT = 1.0   # a probe's answer takes a round trip; after this, reassert the path in use
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,11 @@ class Probe:
     index: int
 
 
+@dataclass(frozen=True)
+class Reassert:
+    """Send an authenticated keepalive over the endpoint in use (a probe went unanswered)."""
+
+
 class EndpointChoice:
     """The endpoint in use among ``names`` (their display strings, most preferred first)."""
 
@@ -72,6 +84,8 @@ class EndpointChoice:
         self._solicited = None      # when we last asked for a handshake during this silence
         self._probe_at = None
         self._probe_interval = PROBE_INITIAL
+        self._probe_next = 0         # the endpoint this round of probes tries next
+        self._reassert_at = None
 
     @property
     def current(self):
@@ -80,7 +94,7 @@ class EndpointChoice:
     def check(self, now, last_received, last_sent):
         """Decide from the peer's last authenticated receive and last send (None: never).
 
-        Returns a list of Solicit, Use and Probe actions, in the order to carry them out.
+        Returns a list of Solicit, Use, Reassert and Probe actions, in the order to carry them out.
         """
         actions = []
         heard = max(last_received, self._since) if last_received is not None else self._since
@@ -91,12 +105,22 @@ class EndpointChoice:
         elif unanswered and silence >= SOLICIT_AFTER and (self._solicited is None or self._solicited < heard):
             self._solicited = now
             actions.append(Solicit())
+        if self._reassert_at is not None and now >= self._reassert_at:
+            self._reassert_at = None
+            actions.append(Reassert())
         # Not in the same turn as a solicitation or a failover: the core keeps one pending
         # handshake per peer, and a probe's would replace theirs.
-        if not actions and self.index > 0 and self._probe_at is not None and now >= self._probe_at:
-            actions.extend(Probe(index) for index in range(self.index))
-            self._probe_interval = min(self._probe_interval * 2, PROBE_MAX)
-            self._probe_at = now + self._probe_interval
+        if (not any(type(action) is not Reassert for action in actions) and self.index > 0
+                and self._probe_at is not None and now >= self._probe_at):
+            actions.append(Probe(self._probe_next))
+            self._reassert_at = now + PROBE_ANSWER_WAIT
+            self._probe_next += 1
+            if self._probe_next < self.index:
+                self._probe_at = now + PROBE_ANSWER_WAIT   # the rest of this round, one a turn
+            else:
+                self._probe_next = 0
+                self._probe_interval = min(self._probe_interval * 2, PROBE_MAX)
+                self._probe_at = now + self._probe_interval
         return actions
 
     def answered(self, index, now):
@@ -120,6 +144,8 @@ class EndpointChoice:
         self._solicited = None
         self._probe_interval = PROBE_INITIAL
         self._probe_at = now + PROBE_INITIAL if index > 0 else None
+        self._probe_next = 0
+        self._reassert_at = None
 
     def describe(self):
         """For status: the endpoint in use and why."""

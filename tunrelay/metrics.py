@@ -17,6 +17,8 @@ Families (``peer`` is the configured peer name)::
     tunrelay_peer_{rx,tx}_{bytes,packets}_total{peer}        counter
     tunrelay_peer_drops_total{peer,reason}                   counter
     tunrelay_peer_paths{peer}                                gauge, live transport paths
+    tunrelay_peer_handshakes_total{peer}                     counter, completed handshakes (encrypted)
+    tunrelay_peer_rekeys_total{peer}                         counter, handshakes that replaced a session
     tunrelay_peer_latest_handshake_seconds{peer}             gauge, age of the latest handshake
     tunrelay_peer_last_received_seconds{peer}                gauge, age of the last frame received
 
@@ -131,6 +133,13 @@ def render_prometheus(snapshot, now):
     for peer in peers:
         for reason, count in sorted((peer.get("drops") or {}).items()):
             out.sample("tunrelay_peer_drops_total", (("peer", peer.get("name", "")), ("reason", reason)), count)
+    out.family("tunrelay_peer_handshakes_total", "counter", "Completed WireGuard handshakes with the peer.")
+    out.family("tunrelay_peer_rekeys_total", "counter",
+               "Completed WireGuard handshakes with the peer that replaced a current session (rekeys).")
+    for peer in peers:
+        labels = (("peer", peer.get("name", "")),)
+        out.sample("tunrelay_peer_handshakes_total", labels, peer.get("handshakes"))
+        out.sample("tunrelay_peer_rekeys_total", labels, peer.get("rekeys"))
     out.family("tunrelay_peer_paths", "gauge", "Live transport paths to the peer.")
     for peer in peers:
         labels = (("peer", peer.get("name", "")),)

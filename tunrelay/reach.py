@@ -23,7 +23,7 @@ from twisted.internet import defer, threads
 from twisted.internet.endpoints import HostnameEndpoint
 
 from tunrelay.constants import ENDPOINT_REFRESH_INTERVAL, RECONNECT_FACTOR, RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY
-from tunrelay.endpoint_choice import EndpointChoice, Probe, Solicit, Use
+from tunrelay.endpoint_choice import EndpointChoice, Probe, Reassert, Solicit, Use
 from tunrelay.logs import log_state_change
 from tunrelay.twisted_io.netlink_watch import RetryClock
 from tunrelay.twisted_io.stream import OutboundFactory
@@ -64,6 +64,7 @@ class PeerReach(MultiService):
         self.retry_clock = RetryClock(reactor)
         self._last_refresh = {}        # peer name -> when its hostname was last resolved again
         self._resolved = {}            # peer name -> the (link, address) its UDP endpoint gave last
+        self._hosts = {}               # (peer name, Endpoint) -> addresses its name resolved to
         self._choice_call = None
 
     # ---- peers --------------------------------------------------------------------------
@@ -92,6 +93,9 @@ class PeerReach(MultiService):
         for client in self.clients.pop(name, {}).values():
             client.disownServiceParent()
         self._resolved.pop(name, None)
+        self._last_refresh.pop(name, None)
+        for key in [key for key in self._hosts if key[0] == name]:
+            del self._hosts[key]
 
     def rebound(self, replacements):
         """UDP sockets were replaced by a reload: resolved paths move to the new links."""
@@ -103,12 +107,15 @@ class PeerReach(MultiService):
         clients = self.clients.setdefault(peer.name, {})
         if endpoint in clients:
             return
+        # A connection made while another endpoint is in use only probes this one.
         client = ClientService(
             HostnameEndpoint(self.reactor, endpoint.host, endpoint.port),
-            OutboundFactory(self.relay, peer),
+            OutboundFactory(self.relay, peer, probing=lambda: peer.endpoint != endpoint),
             retryPolicy=_announced_backoff(peer.name, str(endpoint)),
             clock=self.retry_clock)
-        client.setName("connect-" + peer.name)
+        endpoints = peer.config.endpoints
+        client.setName("connect-" + peer.name if len(endpoints) < 2 else
+                       "connect-%s-%d" % (peer.name, endpoints.index(endpoint)))
         client.setServiceParent(self)  # starts it at once when we are already running
         clients[endpoint] = client
 
@@ -154,9 +161,10 @@ class PeerReach(MultiService):
         except SocketSetupFailed as failure:
             self.relay.drops.drop("no_udp_socket", peer, str(failure))
             return None
-        if peer.name not in self.relay.peers:
-            return None  # removed by a reload while we were resolving
+        if self.relay.peers.get(peer.name) is not peer or endpoint not in peer.config.endpoints:
+            return None  # removed or changed by a reload while we were resolving
         peer.endpoint_hosts.add(address)
+        self._hosts.setdefault((peer.name, endpoint), set()).add(address)
         return link, (address, endpoint.port)
 
     @defer.inlineCallbacks
@@ -205,28 +213,42 @@ class PeerReach(MultiService):
         sent = [time for time in (peer.last_sent, getattr(handle, "last_sent_handshake", None)) if time is not None]
         actions += choice.check(now, peer.last_received, max(sent) if sent else None)
         for action in actions:
-            if type(action) is Use:
+            kind = type(action)
+            if kind is Use:
                 self._use(peer, action)
-            elif type(action) is Solicit:
+            elif kind is Solicit:
                 self.relay.sessions.probe(peer)
-            elif type(action) is Probe:
+            elif kind is Reassert:
+                self.relay.sessions.reassert(peer)
+            elif kind is Probe:
                 self._probe(peer, action.index)
+        # Only the endpoint in use and the better ones being probed may be dialled.
+        endpoints = peer.config.endpoints
+        for endpoint in list(self.clients.get(peer.name, {})):
+            if endpoint not in endpoints or endpoints.index(endpoint) > choice.index:
+                self._stop_client(peer, endpoint)
 
     def _endpoint_index(self, peer, path):
         """Which of the peer's endpoints ``path`` (link, address) goes to, or None."""
         if path is None:
             return None
         link, address = path
+        candidates = []
         for index, endpoint in enumerate(peer.config.endpoints):
             if endpoint.transport != link.kind:
                 continue
             if endpoint.transport == "ethernet":
                 if address == endpoint.mac:
                     return index
-            elif address[1] == endpoint.port and (
-                    _plain_host(address[0]) == endpoint.host or address[0] in peer.endpoint_hosts):
+                continue
+            if address[1] != endpoint.port:
+                continue
+            host = _plain_host(address[0])
+            if host == endpoint.host or host in self._hosts.get((peer.name, endpoint), ()):
                 return index
-        return None
+            candidates.append(index)
+        # A hostname dialled over TCP resolves inside HostnameEndpoint: the port must tell.
+        return candidates[0] if len(candidates) == 1 and link.kind == "tcp" else None
 
     def _use(self, peer, action):
         endpoints = peer.config.endpoints
@@ -261,6 +283,6 @@ class PeerReach(MultiService):
             path = (self.ethernet_links[endpoint.interface], endpoint.mac)
         else:
             path = yield self._udp_path(peer, endpoint)
-            if path is None:
-                return
+            if path is None or peer.endpoint_choice is None or peer.endpoint_choice.index <= index:
+                return   # gone, changed, or no longer better than what is in use
         self.relay.sessions.probe(peer, path)

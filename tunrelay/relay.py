@@ -99,7 +99,8 @@ class Relay:
         self.datapath = Datapath(self)
         self.datapath.attach_device(device)
         for peer_config in config.peers:
-            self.add_peer(peer_config)
+            self.add_peer(peer_config, resolve_routes=False)
+        self.next_hops.peers_changed(self.peers.values())   # once: it walks every peer
 
     @property
     def device(self):
@@ -107,11 +108,14 @@ class Relay:
 
     # ---- peers -------------------------------------------------------------------------
 
-    def add_peer(self, peer_config):
+    def add_peer(self, peer_config, resolve_routes=True):
+        """``resolve_routes``: re-resolve the kernel's routes via peers now (a caller adding
+        many peers says False and does it once at the end, since it walks every peer)."""
         peer = Peer(peer_config)
         self.peers[peer.name] = peer
         self._install_routes(peer)
-        self.next_hops.peers_changed(self.peers.values())
+        if resolve_routes:
+            self.next_hops.peers_changed(self.peers.values())
         self.sessions.peer_added(peer)
         return peer
 
@@ -124,10 +128,11 @@ class Relay:
             if not network.is_multicast:
                 self.routes.insert(network, peer)
 
-    def remove_peer(self, name):
+    def remove_peer(self, name, resolve_routes=True):
         peer = self.peers.pop(name)
         self.routes.remove_owner(peer)
-        self.next_hops.peers_changed(self.peers.values())
+        if resolve_routes:
+            self.next_hops.peers_changed(self.peers.values())
         self.sessions.peer_removed(peer)
         self.switch.forget_port(peer)
         self._close_paths(peer)
@@ -147,12 +152,12 @@ class Relay:
         wanted = {peer_config.name: peer_config for peer_config in config.peers}
         removed = [name for name in self.peers if name not in wanted]
         for name in removed:
-            self.remove_peer(name)
+            self.remove_peer(name, resolve_routes=False)
         added, moved, updated = [], [], []
         for name, peer_config in wanted.items():
             peer = self.peers.get(name)
             if peer is None:
-                self.add_peer(peer_config)
+                self.add_peer(peer_config, resolve_routes=False)
                 added.append(name)
                 continue
             if peer.config == peer_config:

@@ -21,6 +21,8 @@ def snapshot(relay):
         "peers": [_peer(relay, peer) for peer in relay.peers.values()],
         "routes_via_peers": [{"network": str(network), "gateway": str(gateway), "peer": name}
                              for network, gateway, name in relay.next_hops.routes()],
+        "routes_not_followed": {"unowned": relay.next_hops.unowned, "conflicting": relay.next_hops.conflicting,
+                                "over_limit": relay.next_hops.truncated},
         "responder": relay.responder.snapshot() if relay.responder is not None else None,
     }
 

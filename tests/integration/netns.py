@@ -8,6 +8,7 @@ collide. Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24,
 
 import hashlib
 import itertools
+import json
 import os
 import re
 import shutil
@@ -177,6 +178,13 @@ class Relay:
                                *arguments], capture_output=True, text=True, timeout=30, env=environment,
                               check=check)
 
+    def status(self):
+        """``tunrelay status --json`` of this relay, parsed."""
+        result = self.tool("status", "-s", self.config["control_socket"], "--json")
+        if result.returncode != 0:
+            raise CommandFailed("tunrelay status failed (%d): %s%s" % (result.returncode, result.stdout, result.stderr))
+        return json.loads(result.stdout)
+
     def effective_uid(self):
         """The uid twistd runs as now (``ip netns exec`` execs twistd, so the pid is twistd's)."""
         with open("/proc/%d/status" % self.process.pid) as status:
@@ -203,9 +211,9 @@ def unique_name(prefix, index=None):
 class Lab:
     """Owns namespaces, processes and UAPI sockets; ``close`` removes them all, whatever happened."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, prefix="tr"):
         self.directory = str(directory)
-        self.prefix = "tr%d%d" % (os.getpid() % 100000, next(_counter))
+        self.prefix = "%s%d%d" % (prefix, os.getpid() % 100000, next(_counter))
         self.hosts = []
         self.processes = []
         self.sockets = []          # /var/run/wireguard paths, shared by every namespace
@@ -270,10 +278,15 @@ class Lab:
                 os.unlink(path)
 
 
+def kernel_counters(host, *names):
+    """{name: value} of the host's kernel SNMP counters (nstat, absolute since the namespace began)."""
+    fields = host.exec("nstat", "-az", *names, check=False).stdout.split()
+    return {name: int(fields[index + 1]) for index, name in enumerate(fields) if name in names}
+
+
 def checksum_errors(host):
     """TCP and UDP checksum errors the host's kernel has counted (nstat)."""
-    counters = host.exec("nstat", "-az", "TcpInCsumErrors", "UdpInCsumErrors", check=False).stdout.split()
-    return sum(int(counters[index + 1]) for index, name in enumerate(counters) if name.endswith("InCsumErrors"))
+    return sum(kernel_counters(host, "TcpInCsumErrors", "UdpInCsumErrors").values())
 
 
 def random_file(directory, size):

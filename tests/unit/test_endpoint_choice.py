@@ -5,7 +5,8 @@ import pytest
 from tunrelay.config import ConfigError, parse
 from tunrelay.config_dump import dump
 from tunrelay.endpoint_choice import (
-    FAILOVER_AFTER, PROBE_INITIAL, PROBE_MAX, SOLICIT_AFTER, EndpointChoice, Probe, Solicit, Use,
+    FAILOVER_AFTER, PROBE_ANSWER_WAIT, PROBE_INITIAL, PROBE_MAX, SOLICIT_AFTER, EndpointChoice, Probe, Reassert,
+    Solicit, Use,
 )
 
 KEY = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
@@ -122,9 +123,11 @@ def test_the_preferred_endpoint_is_probed_with_backoff_and_taken_back_when_it_an
     while now < start + 200:
         now += 1.0
         actions = choice.check(now, last_received=now - 0.2, last_sent=now - 0.1)
-        if actions:
+        if Probe(0) in actions:
             assert actions == [Probe(0)]
             probes.append(now - start)
+        elif actions:   # the probe went unanswered: the path in use is asserted again
+            assert actions == [Reassert()] and now - start - probes[-1] == PROBE_ANSWER_WAIT
     gaps = [later - earlier for earlier, later in zip(probes, probes[1:])]
     assert probes[0] == PROBE_INITIAL
     assert gaps[:3] == [2 * PROBE_INITIAL, 4 * PROBE_INITIAL, PROBE_MAX]
@@ -151,6 +154,26 @@ def test_no_probe_in_the_turn_of_a_solicitation():
     # The fallback went quiet just as the probe fell due: the solicitation goes alone.
     assert choice.check(now, last_received=now - SOLICIT_AFTER, last_sent=now - 1) == [Solicit()]
     assert choice.check(now + 1, last_received=now - SOLICIT_AFTER, last_sent=now - 1) == [Probe(0)]
+
+
+def test_three_endpoints_are_probed_one_a_turn_and_an_unanswered_probe_is_reasserted():
+    names = NAMES + ["tcp://192.0.2.2:443"]
+    choice = EndpointChoice(names, now=0.0)
+    choice.check(FAILOVER_AFTER, last_received=None, last_sent=0.5)            # to 1
+    choice.check(2 * FAILOVER_AFTER, last_received=None, last_sent=0.5)        # to 2
+    assert choice.index == 2
+    now = 2 * FAILOVER_AFTER
+    seen = []
+    for step in range(1, 12):
+        actions = choice.check(now + step, last_received=now + step - 0.1, last_sent=now + step - 0.2)
+        seen.append((step, actions))
+    turns = [(step, actions) for step, actions in seen if actions]
+    assert turns[:3] == [(PROBE_INITIAL, [Probe(0)]), (PROBE_INITIAL + 1, [Reassert(), Probe(1)]),
+                         (PROBE_INITIAL + 2, [Reassert()])]
+    assert choice.answered(1, now + 12) == Use(1, 2, fresh=False)
+    # Back on 1, only 0 is probed, and nothing of the old round is left over.
+    actions = choice.check(now + 12 + PROBE_INITIAL, last_received=now + 12 + PROBE_INITIAL, last_sent=now + 12)
+    assert actions == [Probe(0)]
 
 
 def test_one_endpoint_is_no_choice():

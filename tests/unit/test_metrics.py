@@ -109,6 +109,15 @@ def test_handshake_age_is_present_when_known_and_absent_when_never():
     assert not any(math.isnan(number) for number in samples.values())
 
 
+def test_handshake_and_rekey_counters_for_encrypted_peers_only():
+    snapshot = dict(SNAPSHOT, peers=[peer("b", session="established", handshakes=3, rekeys=2), peer("plain")])
+    samples, types = parse(render_prometheus(snapshot, NOW))
+    assert value(samples, "tunrelay_peer_handshakes_total", peer="b") == 3
+    assert value(samples, "tunrelay_peer_rekeys_total", peer="b") == 2
+    assert types["tunrelay_peer_rekeys_total"] == "counter"
+    assert ("tunrelay_peer_rekeys_total", frozenset({("peer", "plain")})) not in samples
+
+
 def test_label_values_are_escaped_and_round_trip():
     text = render_prometheus(SNAPSHOT, NOW)
     assert 'peer="we\\"ird\\\\name\\nx",reason="odd\\"reason"' in text

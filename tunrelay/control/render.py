@@ -49,15 +49,16 @@ def format_age(then, now):
     return ", ".join(parts) + " ago"
 
 
-def _packets(count):
-    return "%s packet%s" % (count, "" if count == 1 else "s")
+def _counted(count, noun):
+    """``1 packet``, ``3 packets``."""
+    return "%s %s%s" % (count, noun, "" if count == 1 else "s")
 
 
 def _transfer(counters):
     rx_bytes, tx_bytes = counters.get("rx_bytes", 0), counters.get("tx_bytes", 0)
     rx_packets, tx_packets = counters.get("rx_packets", 0), counters.get("tx_packets", 0)
-    return "%s received (%s), %s sent (%s)" % (format_bytes(rx_bytes), _packets(rx_packets),
-                                               format_bytes(tx_bytes), _packets(tx_packets))
+    return "%s received (%s), %s sent (%s)" % (format_bytes(rx_bytes), _counted(rx_packets, "packet"),
+                                               format_bytes(tx_bytes), _counted(tx_packets, "packet"))
 
 
 def _drops(drops):
@@ -96,7 +97,10 @@ def render_status(document, now):
     for route in document.get("routes_via_peers") or []:
         if isinstance(route, dict):
             lines.append("  kernel route: %s via %s -> %s" % (route.get("network"), route.get("gateway"),
-                                                             route.get("peer") or "(no peer has that gateway)"))
+                                                             route.get("peer") or "(not followed)"))
+    ignored = {reason: count for reason, count in (document.get("routes_not_followed") or {}).items() if count}
+    if ignored:
+        lines.append("  kernel routes not followed: %s" % _drops(ignored))
     for peer in document.get("peers") or []:
         if not isinstance(peer, dict):
             continue
@@ -105,8 +109,11 @@ def render_status(document, now):
                   *_endpoint_choice(peer),
                   "  transport: %s" % (peer.get("transport") or "(none)"),
                   "  session: %s" % (peer.get("session") or "(none)"),
-                  "  latest handshake: %s" % format_age(peer.get("latest_handshake"), now),
-                  "  latest receive: %s" % format_age(peer.get("last_received"), now),
+                  "  latest handshake: %s" % format_age(peer.get("latest_handshake"), now)]
+        if "handshakes" in peer or "rekeys" in peer:   # encrypted mode only
+            lines.append("  handshakes: %s (%s)" % (peer.get("handshakes", "?"),
+                                                    _counted(peer.get("rekeys", "?"), "rekey")))
+        lines += ["  latest receive: %s" % format_age(peer.get("last_received"), now),
                   "  paths: %s" % peer.get("paths", 0),
                   "  allowed ips: %s" % _listing(peer.get("allowed_ips", []))]
         if peer.get("keepalive"):

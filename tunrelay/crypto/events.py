@@ -54,6 +54,7 @@ class Drop(Event):
 @dataclass(frozen=True)
 class HandshakeComplete(Event):
     peer_id: Hashable
+    rekey: bool = False   # it replaced a current keypair (a data flow crossed it), not a first handshake
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ class HandshakeState:
         self.symmetric.mix_hash(prologue)
         for token in pre_responder:
             assert token == "s"
-            self.symmetric.mix_hash(primitives.public_key(s) if not initiator else rs)
+            self.symmetric.mix_hash(primitives.public_key(s, static=True) if not initiator else rs)
         self.message_index = 0
 
     @property
@@ -146,7 +146,7 @@ class HandshakeState:
         private = self.e if mine == "e" else self.s
         public = self.re if theirs == "e" else self.rs
         try:
-            return primitives.dh(private, public)
+            return primitives.dh(private, public, static=mine == "s")
         except primitives.LowOrderPoint:
             raise HandshakeError("low_order_key") from None
 
@@ -166,7 +166,7 @@ class HandshakeState:
                 out.append(public)
                 self._mix_e(public)
             elif token == "s":
-                out.append(sym.encrypt_and_hash(primitives.public_key(self.s)))
+                out.append(sym.encrypt_and_hash(primitives.public_key(self.s, static=True)))
             elif token == "psk":
                 sym.mix_key_and_hash(self.psk)
             else:

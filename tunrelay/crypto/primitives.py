@@ -15,7 +15,6 @@ AEAD failure is reported as :class:`cryptography.exceptions.InvalidTag`.
 """
 
 import hashlib
-import hmac as _hmac
 import struct
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -48,8 +47,22 @@ def mac(key, data):
     return hashlib.blake2s(data, key=key, digest_size=MAC_SIZE).digest()
 
 
+_BLOCK = 64   # BLAKE2s block size
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
 def hmac(key, data):
-    return _hmac.new(key, data, hashlib.blake2s).digest()
+    """HMAC-BLAKE2s (RFC 2104), written out: the stdlib's hmac object costs ten times the
+    two hashes here, and a handshake makes about fifty of these."""
+    if len(key) > _BLOCK:
+        key = hashlib.blake2s(key).digest()
+    key = key.ljust(_BLOCK, b"\x00")
+    inner = hashlib.blake2s(key.translate(_INNER_PAD))
+    inner.update(data)
+    outer = hashlib.blake2s(key.translate(_OUTER_PAD))
+    outer.update(inner.digest())
+    return outer.digest()
 
 
 def kdf(chaining_key, data, count):
@@ -75,12 +88,42 @@ def aead_decrypt(key, counter, ciphertext, associated_data):
     return ChaCha20Poly1305(key).decrypt(_nonce(counter), ciphertext, associated_data)
 
 
-def public_key(private_key):
-    return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes(_RAW, _RAW_PUBLIC)
+_STATIC_KEYS_KEPT = 16
+_static_keys = {}   # static private key bytes -> (X25519PrivateKey, public bytes)
 
 
-def dh(private_key, public_value):
-    private = X25519PrivateKey.from_private_bytes(private_key)
+def _private(private_key, static):
+    """The key object (and its public value) for ``private_key``. Loading one costs as much
+    as an exchange, so a *static* key's is kept (a few, bounded: one per interface, and
+    more only in tests and load generators); an ephemeral key's is not, so that it lives
+    no longer than its handshake."""
+    if static:
+        private_key = bytes(private_key)
+        kept = _static_keys.get(private_key)
+        if kept is not None:
+            return kept
+    key = X25519PrivateKey.from_private_bytes(private_key)
+    pair = (key, key.public_key().public_bytes(_RAW, _RAW_PUBLIC))
+    if static:
+        if len(_static_keys) >= _STATIC_KEYS_KEPT:
+            _static_keys.clear()
+        _static_keys[private_key] = pair
+    return pair
+
+
+def forget_static_key(private_key):
+    """A static key retired (a new interface key): its loaded form goes too."""
+    if private_key is not None:
+        _static_keys.pop(bytes(private_key), None)
+
+
+def public_key(private_key, static=False):
+    return _private(private_key, static)[1]
+
+
+def dh(private_key, public_value, static=False):
+    """X25519; ``static``: ``private_key`` is a long-lived key whose loaded form is kept."""
+    private = _private(private_key, static)[0] if static else X25519PrivateKey.from_private_bytes(private_key)
     public = X25519PublicKey.from_public_bytes(public_value)  # ValueError on a wrong length
     try:
         return private.exchange(public)

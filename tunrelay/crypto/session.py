@@ -24,9 +24,10 @@ Receive path for transport data, in the kernel's order: size check (``messages.p
 index lookup → age of the keypair → decrypt → replay window → roaming/timers → the frame.
 The caller then checks the inner source address against the peer's allowed IPs.
 
-Keypairs rotate as in wireguard-go: an initiator's new keypair becomes *current* at once;
-a responder's waits in *next* until the first packet arrives under it (the key
-confirmation the Noise IK pattern cannot give by itself), then becomes current.
+Keypairs rotate as in wireguard-go (``peer.PeerState``): an initiator's new keypair becomes
+*current* at once; a responder's waits in *next* until the first packet arrives under it
+(the key confirmation the Noise IK pattern cannot give by itself), then becomes current;
+the keypair it replaced stays as *previous*, so packets in flight across a rekey decrypt.
 
 Timers (whitepaper §6; wireguard-go ``timers.go``) are per-peer timestamps that ``tick``
 compares with ``now``; packets only store times, they schedule nothing:
@@ -50,7 +51,7 @@ across restarts or peers drop our initiations as replays.
 
 import os
 import random
-from collections import Counter, deque
+from collections import Counter
 
 from cryptography.exceptions import InvalidTag
 
@@ -58,19 +59,20 @@ from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.ip import route_key
 
 from . import keys as _keys
-from . import messages, noise
+from . import messages, noise, primitives
 from .constants import (
     HANDSHAKE_INITIATION_RATE, KEEPALIVE_TIMEOUT, MAX_PLAINTEXT_SIZE, MAX_STAGED_PACKETS,
     MAX_TIMER_HANDSHAKES, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES,
-    REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, TIMESTAMP_SIZE, UNDER_LOAD_AFTER,
+    REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, UNDER_LOAD_AFTER,
     UNDER_LOAD_HANDSHAKES, UNDER_LOAD_WINDOW, ZERO_KEY_MATERIAL_AFTER,
 )
-from .cookie import CookieChecker, CookieGenerator
+from .cookie import CookieChecker
 from .events import (
     Deliver, Drop, EndpointChanged, HandshakeComplete, HandshakeInitiated, PeerConfig, SessionExpired,
     Transmit,
 )
 from .keypair import Keypair
+from .peer import PeerState
 from .ratelimit import RateLimiter
 
 __all__ = ["WireGuardCore", "PeerConfig"]
@@ -80,41 +82,6 @@ _LAST_MINUTE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
 
 def _default_address_bytes(source):
     return repr(source).encode()
-
-
-class _Peer:
-    __slots__ = ("config", "peer_id", "endpoint", "cookies", "handshake", "last_timestamp",
-                 "last_initiation_consumed", "last_sent_handshake", "last_handshake", "handshake_attempts",
-                 "sent_last_minute_handshake", "need_another_keepalive", "current", "previous", "next",
-                 "staged", "retransmit_at", "keepalive_at", "new_handshake_at", "zero_keys_at",
-                 "last_traversal", "persistent_interval")
-
-    def __init__(self, config, peer_id):
-        self.config = config
-        self.peer_id = peer_id
-        self.endpoint = config.endpoint
-        self.cookies = CookieGenerator(config.public_key)
-        self.handshake = None  # our pending noise.InitiatorHandshake
-        self.last_timestamp = bytes(TIMESTAMP_SIZE)
-        self.last_initiation_consumed = None
-        self.last_sent_handshake = None
-        self.last_handshake = None  # when a session last completed, for status displays
-        self.handshake_attempts = 0
-        self.sent_last_minute_handshake = False
-        self.need_another_keepalive = False
-        self.current = self.previous = self.next = None
-        self.staged = deque()
-        self.retransmit_at = self.keepalive_at = self.new_handshake_at = self.zero_keys_at = None
-        self.last_traversal = None
-        self.persistent_interval = config.persistent_keepalive
-
-    def keypairs(self):
-        return [kp for kp in (self.current, self.previous, self.next) if kp is not None]
-
-    def persistent_at(self):
-        if self.persistent_interval > 0 and self.last_traversal is not None:
-            return self.last_traversal + self.persistent_interval
-        return None
 
 
 class WireGuardCore:
@@ -147,8 +114,8 @@ class WireGuardCore:
         self._padding_limit = padding_limit
         self._is_stream = is_stream or (lambda source: False)
         self._rate_limiter = RateLimiter()
-        self._peers = {}  # peer_id -> _Peer
-        self._by_key = {}  # public key -> _Peer
+        self._peers = {}  # peer_id -> PeerState
+        self._by_key = {}  # public key -> PeerState
         # local index -> InitiatorHandshake or Keypair; the data path reads it directly.
         self.indices = {}
         self._load_window_start = None
@@ -175,7 +142,7 @@ class WireGuardCore:
         peer_id = config.peer_id if config.peer_id is not None else _keys.encode_key(config.public_key)
         if peer_id in self._peers:
             raise ValueError("duplicate peer id %r" % (peer_id,))
-        peer = _Peer(config, peer_id)
+        peer = PeerState(config, peer_id)
         self._peers[peer_id] = peer
         self._by_key[config.public_key] = peer
         return peer_id
@@ -187,6 +154,8 @@ class WireGuardCore:
         endpoints and timers; without a key no handshake can start or be answered."""
         if private_key is not None and len(private_key) != 32:
             raise _keys.InvalidKey("a private key is 32 bytes")
+        if getattr(self, "_private", None) not in (None, private_key):
+            primitives.forget_static_key(self._private)
         self._private = private_key
         self.public_key = _keys.public_key(private_key) if private_key is not None else None
         self._cookie_checker = CookieChecker(self.public_key, self._rng) if private_key is not None else None
@@ -222,10 +191,12 @@ class WireGuardCore:
         return list(self._peers)
 
     def peer_status(self, peer_id):
-        """A snapshot for status displays: endpoint, last handshake time, session state."""
+        """A snapshot for status displays: endpoint, last handshake time, session state, and
+        the completed handshakes and rekeys so far (``peer.PeerState`` says which count)."""
         peer = self._peers[peer_id]
         return {"endpoint": peer.endpoint, "last_handshake": peer.last_handshake,
-                "has_session": peer.current is not None, "staged": len(peer.staged)}
+                "has_session": peer.current is not None, "staged": len(peer.staged),
+                "handshakes": peer.handshakes, "rekeys": peer.rekeys}
 
     # --- control-plane entry points ---------------------------------------------------
 
@@ -325,9 +296,7 @@ class WireGuardCore:
         last-minute rekey, roaming to ``source``, and the timestamps the timers read. The
         data path calls it once per run of such messages in a batch."""
         peer = keypair.peer
-        if keypair is peer.next:
-            self._forget_keypair(peer.previous)
-            peer.previous, peer.current, peer.next = peer.current, keypair, None
+        if keypair is peer.next and peer.confirm(keypair, self._forget_keypair):
             self._handshake_complete(peer, now)
             self._send_staged(peer, now)
         current = peer.current
@@ -435,7 +404,8 @@ class WireGuardCore:
         response, session_keys = consumed.create_response(peer.config.preshared_key, self._new_index(),
                                                           rng=self._rng)
         data = peer.cookies.stamp(response.pack(), now)
-        self._begin_session(peer, self._new_keypair(peer, session_keys, now, source), now)
+        peer.install(self._new_keypair(peer, session_keys, now, source), self._forget_keypair)
+        peer.zero_keys_at = now + ZERO_KEY_MATERIAL_AFTER
         # A response counts as a sent handshake: no initiation of ours for REKEY_TIMEOUT.
         peer.last_sent_handshake = now
         peer.keepalive_at = None
@@ -451,7 +421,8 @@ class WireGuardCore:
         self._forget_handshake(peer)
         keypair = self._new_keypair(peer, session_keys, now, source)
         self._authenticated_from(peer, source, now)
-        self._begin_session(peer, keypair, now)
+        peer.install(keypair, self._forget_keypair)
+        peer.zero_keys_at = now + ZERO_KEY_MATERIAL_AFTER
         self._handshake_complete(peer, now)
         # Confirm the session to the responder at once: staged data, else a keepalive.
         self._send_keepalive(peer, now)
@@ -517,29 +488,12 @@ class WireGuardCore:
         if keypair is not None:
             self.indices.pop(keypair.local_index, None)
 
-    def _begin_session(self, peer, keypair, now):
-        # wireguard-go's BeginSymmetricSession rotation.
-        if keypair.is_initiator:
-            if peer.next is not None:
-                self._forget_keypair(peer.previous)
-                self._forget_keypair(peer.current)
-                peer.previous, peer.next = peer.next, None
-            else:
-                self._forget_keypair(peer.previous)
-                peer.previous = peer.current
-            peer.current = keypair
-        else:
-            self._forget_keypair(peer.next)
-            self._forget_keypair(peer.previous)
-            peer.next, peer.previous = keypair, None
-        peer.zero_keys_at = now + ZERO_KEY_MATERIAL_AFTER
-
     def _handshake_complete(self, peer, now):
         peer.retransmit_at = None
         peer.handshake_attempts = 0
         peer.sent_last_minute_handshake = False
         peer.last_handshake = now
-        self._events.append(HandshakeComplete(peer.peer_id))
+        self._events.append(HandshakeComplete(peer.peer_id, rekey=peer.last_was_rekey))
 
     def _wipe(self, peer):
         had_keys = bool(peer.keypairs())

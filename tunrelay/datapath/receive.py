@@ -34,6 +34,9 @@ class Receiver:
         self.datapath = datapath
         self.relay = datapath.relay
         self.drops = datapath.drops
+        # A later next hop of a multipath kernel route may send from it too (only asked
+        # when the table's owner is another peer, so the common path pays nothing).
+        self.multipath_source = datapath.relay.next_hops.also_allowed
 
     def received(self, link, batch):
         if self.relay.sessions.core is None:
@@ -142,7 +145,7 @@ class Receiver:
                         self.drops.drop("bad_ip_length", peer)
                         return
                     packet = packet[:total]   # WireGuard's padding off
-                if datapath.routes.lookup(4, head[6]) is not peer:
+                if datapath.routes.lookup(4, head[6]) is not peer and not self.multipath_source(peer, 4, head[6]):
                     self.drops.drop("source_not_allowed", peer)
                     return
                 counters = peer.counters
@@ -162,7 +165,7 @@ class Receiver:
         except MalformedPacket as error:
             self.drops.drop(error.reason, peer)
             return None
-        if self.datapath.routes.lookup(version, source) is not peer:
+        if self.datapath.routes.lookup(version, source) is not peer and not self.multipath_source(peer, version, source):
             self.drops.drop("source_not_allowed", peer)
             return None
         counters = peer.counters

@@ -69,6 +69,17 @@ class _Family:
                 return owner
         return None
 
+    def covering(self, address_int, prefix_length):
+        """Owner of the longest prefix of at most ``prefix_length`` bits holding the address."""
+        bits = self.bits
+        for length in self.lengths:
+            if length <= prefix_length:
+                host_bits = bits - length
+                owner = self.by_length[length].get((address_int >> host_bits) << host_bits)
+                if owner is not None:
+                    return owner
+        return None
+
     def entries(self):
         for length, table in self.by_length.items():
             for key, owner in table.items():
@@ -93,6 +104,15 @@ class AllowedIPs:
     def remove_owner(self, owner):
         for family in self._families.values():
             family.remove_owner(owner)
+
+    def clear(self):
+        for family in self._families.values():
+            family.by_length.clear()
+            family._reindex()
+
+    def covering(self, network):
+        """Owner of the most specific network in the table that contains all of ``network``."""
+        return self._families[network.version].covering(int(network.network_address), network.prefixlen)
 
     def lookup(self, version, address_int):
         """Owner of the longest prefix containing the address, or None."""

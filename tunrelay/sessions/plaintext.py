@@ -55,7 +55,7 @@ class PlaintextSessions:
 
     # ---- paths ------------------------------------------------------------------------
 
-    def stream_opened(self, link, address, peer):
+    def stream_opened(self, link, address, peer, probe=False):
         peer = peer or self.identify("tcp", address)
         if peer is None:
             self.relay.drops.drop_from("unknown_peer", None, link, address)
@@ -77,6 +77,9 @@ class PlaintextSessions:
 
     def probe(self, peer, path=None):
         pass  # no handshake to probe with (the config allows endpoint lists in encrypted mode only)
+
+    def reassert(self, peer):
+        pass
 
     def path_known(self, peer, link, address):
         self.relay.path_opened(peer, link, address)

@@ -75,7 +75,6 @@ class WireGuardSessions:
         self._core_configs = {}     # Peer -> PeerConfig given to the core
         self._pending = {}          # unauthenticated TCP link -> (address, DelayedCall)
         self._timer = CoreTimer(self.clock, self.core.next_deadline, self._fire)
-        self._handshakes = {}       # Peer -> completed handshakes (the first one is not a rekey)
 
     # ---- peers ------------------------------------------------------------------------
 
@@ -96,7 +95,6 @@ class WireGuardSessions:
         if self._core_configs.pop(peer, None) is not None:
             self.core.remove_peer(peer)
         peer.wg = None
-        self._handshakes.pop(peer, None)
 
     def peer_changed(self, peer):
         # A new key or keepalive needs a fresh core peer (and so a new handshake); a change
@@ -117,7 +115,13 @@ class WireGuardSessions:
         self.core.set_endpoint(peer, (link, address))
         self._timer.rearm_soon()
 
-    def stream_opened(self, link, address, peer):
+    def stream_opened(self, link, address, peer, probe=False):
+        if peer is not None and probe:
+            # A preferred endpoint answers a dial: one initiation there, and the session and
+            # traffic stay where they work until the peer answers it (tunrelay.endpoint_choice).
+            self.relay.path_opened(peer, link, address)
+            self.probe(peer, (link, address))
+            return True
         if peer is not None:
             # We dialled again: the far side may have restarted and lost our session, and
             # would drop data under the old keys until the rekey timers noticed (15 s). A
@@ -174,6 +178,12 @@ class WireGuardSessions:
             if destination is not None:
                 self._control(self.core.send_probe(peer, destination, self.clock.seconds()))
 
+    def reassert(self, peer):
+        """An authenticated keepalive where the peer's traffic goes: the far side roams back
+        here if an unanswered probe had drawn it elsewhere."""
+        if peer in self._core_configs:
+            self._control(self.core.send_keepalive(peer, self.clock.seconds()))
+
     def peer_dead(self, peer):
         """Silence past dead_peer_timeout: start over with a new handshake on the next frame."""
         if peer in self._core_configs:
@@ -228,9 +238,7 @@ class WireGuardSessions:
             elif kind is HandshakeInitiated:
                 relay.rehandshaking(event.peer_id)
             elif kind is HandshakeComplete:
-                count = self._handshakes.get(event.peer_id, 0) + 1
-                self._handshakes[event.peer_id] = count
-                log_state_change("handshake" if count == 1 else "rekey", event.peer_id.name)
+                log_state_change("rekey" if event.rekey else "handshake", event.peer_id.name)
             elif kind is SessionExpired:
                 log_state_change("peer_down", event.peer_id.name, reason="session expired")
             elif kind is Deliver:   # only from a transport message the core opened itself
@@ -273,7 +281,8 @@ class WireGuardSessions:
             session = "handshaking"
         else:
             session = "none"
-        return {"session": session, "latest_handshake": status["last_handshake"]}
+        return {"session": session, "latest_handshake": status["last_handshake"],
+                "handshakes": status["handshakes"], "rekeys": status["rekeys"]}
 
     def stop(self):
         for link in list(self._pending):

@@ -26,30 +26,28 @@ RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 
 
-def _gateway_on(message, index):
-    """The gateway of ``message``'s next hop on interface ``index`` (multipath included), or None."""
+def _gateways_on(message, index):
+    """The gateways of ``message``'s next hops on interface ``index`` (multipath included)."""
     if message.get_attr("RTA_OIF") == index and message.get_attr("RTA_GATEWAY"):
-        return message.get_attr("RTA_GATEWAY")
-    for hop in message.get_attr("RTA_MULTIPATH") or ():
-        if hop.get("oif") == index and hop.get_attr("RTA_GATEWAY"):
-            return hop.get_attr("RTA_GATEWAY")
-    return None
+        return (message.get_attr("RTA_GATEWAY"),)
+    return tuple(hop.get_attr("RTA_GATEWAY") for hop in message.get_attr("RTA_MULTIPATH") or ()
+                 if hop.get("oif") == index and hop.get_attr("RTA_GATEWAY"))
 
 
 def kernel_routes_via(index):
-    """[(network, gateway)] of the main table's unicast routes with a gateway on ``index``."""
+    """[(network, gateways)] of the main table's unicast routes with a gateway on ``index``."""
     from pyroute2 import IPRoute
 
     found = []
     with IPRoute() as ipr:
         for family, default in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-            for message in ipr.get_routes(family=family):
+            for message in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
                 table = message.get_attr("RTA_TABLE") or message["table"]
                 if table != RT_TABLE_MAIN or message["type"] != RTN_UNICAST:
                     continue
-                gateway = _gateway_on(message, index)
-                if gateway is not None:
-                    found.append(("%s/%d" % (message.get_attr("RTA_DST") or default, message["dst_len"]), gateway))
+                gateways = _gateways_on(message, index)
+                if gateways:
+                    found.append(("%s/%d" % (message.get_attr("RTA_DST") or default, message["dst_len"]), gateways))
     return found
 
 

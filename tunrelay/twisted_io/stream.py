@@ -32,9 +32,10 @@ class FramedConnection(Protocol):
     kind = "tcp"
     log = Logger()
 
-    def __init__(self, relay, peer=None):
+    def __init__(self, relay, peer=None, probing=None):
         self.relay = relay
         self.peer = peer                 # known in advance only for connections we dial
+        self.probing = probing           # callable: True while this dialled endpoint is only being probed
         self.address = None
         sessions = relay.sessions
         self.prefix_size = sessions.stream_prefix
@@ -92,7 +93,8 @@ class FramedConnection(Protocol):
         # would then always take two reactor turns and a reassembly copy.
         self.transport.bufferSize = STREAM_READ_SIZE
         self.transport.registerProducer(self, True)
-        if not self.relay.sessions.stream_opened(self, self.address, self.peer):
+        probe = self.probing is not None and self.probing()
+        if not self.relay.sessions.stream_opened(self, self.address, self.peer, probe=probe):
             self.closed = True
             self.transport.abortConnection()
             return
@@ -152,9 +154,10 @@ class OutboundFactory(Factory):
 
     noisy = False
 
-    def __init__(self, relay, peer):
+    def __init__(self, relay, peer, probing=None):
         self.relay = relay
         self.peer = peer
+        self.probing = probing   # see FramedConnection
 
     def buildProtocol(self, addr):
-        return FramedConnection(self.relay, self.peer)
+        return FramedConnection(self.relay, self.peer, self.probing)

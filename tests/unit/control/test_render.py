@@ -86,3 +86,11 @@ def test_sparse_or_odd_documents_still_render():
     text = render_status({"peers": [{"name": "x", "drops": "n/a"}, "junk"]}, NOW)
     assert text.startswith("interface: ?\n")
     assert "peer: x\n" in text and "  drops: none\n" in text and "latest handshake: never" in text
+
+
+def test_an_encrypted_peer_shows_its_handshakes_and_rekeys():
+    peer = dict(DOCUMENT["peers"][1], session="established", handshakes=3, rekeys=2)
+    text = render_status({"peers": [peer]}, NOW)
+    assert "  latest handshake: never\n  handshakes: 3 (2 rekeys)\n  latest receive: never\n" in text
+    assert "  handshakes: 1 (0 rekeys)\n" in render_status({"peers": [dict(peer, handshakes=1, rekeys=0)]}, NOW)
+    assert "handshakes" not in render_status(DOCUMENT, NOW)   # plaintext peers have none

@@ -72,6 +72,11 @@ _OUTPUT_STATES = (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK)
 _ON_PEER_FIN = {ESTABLISHED: CLOSE_WAIT, FIN_WAIT_2: TIME_WAIT}
 
 
+def timestamp_value(now, offset):
+    """Our TSval at ``now``: a 1 ms clock plus a per-connection offset (RFC 7323 §5.4)."""
+    return (int(now * TIMESTAMP_HZ) + offset) & SEQ_MASK
+
+
 class TcpStateError(RuntimeError):
     """``send`` after ``close``/``abort`` or after the connection was lost."""
 
@@ -114,6 +119,8 @@ class TcpConnection:
         self._peer_closed_pending = False
         self.time_wait_deadline = None
         self._last_out_of_window_ack = None
+        self.timer_entry = None     # the stack's live heap entry for deadline() (stack.py)
+        self.creation_order = 0     # set by the stack; poll() order among due connections
 
     # -- addresses, for getHost()/getPeer() -----------------------------------------------
     @property
@@ -138,6 +145,7 @@ class TcpConnection:
             raise TcpStateError("connection is %s, cannot send" % self.state)
         accepted = self.sender.queue(bytes(data))
         self._output(now)
+        self._stack._reschedule(self)
         return accepted
 
     def send_buffer_free(self):
@@ -157,6 +165,7 @@ class TcpConnection:
         self.sender.queue_fin()
         self.state = FIN_WAIT_1 if self.state == ESTABLISHED else LAST_ACK
         self._output(now)
+        self._stack._reschedule(self)
 
     def abort(self, now):
         """Reset the connection (RFC 9293 §3.10.5) and report it lost."""
@@ -165,13 +174,16 @@ class TcpConnection:
         if self.state != SYN_RECEIVED:
             self._emit(self.sender.max, ACK | RST, now)
         self._lose(events.LOST_ABORTED)
+        self._stack._reschedule(self)
 
     def pause_reading(self):
         self.receiver.pause()
+        self._stack._reschedule(self)
 
     def resume_reading(self, now):
         self._deliver_held()
         self._output(now)
+        self._stack._reschedule(self)
 
     @property
     def reading_paused(self):
@@ -250,7 +262,7 @@ class TcpConnection:
         self._stack._transmit(self.local_address, self.remote_address, segment)
 
     def _ts_value(self, now):
-        return (int(now * TIMESTAMP_HZ) + self._ts_offset) & SEQ_MASK
+        return timestamp_value(now, self._ts_offset)
 
     def _echo_rtt(self, seg, now):
         """The RTT an echoed timestamp measures (RFC 7323 §4.1), or None."""
@@ -258,6 +270,12 @@ class TcpConnection:
             return None
         elapsed = seq_sub(self._ts_value(now), seg.timestamp[1]) / TIMESTAMP_HZ
         return elapsed if elapsed <= MAX_TIMESTAMP_RTT else None
+
+    def _syn_ack_sent_as_cookie(self):
+        """Our SYN-ACK went out as a SYN cookie (stack.py): count it as sent, untimed, and
+        the window it advertised as offered."""
+        self.receiver.window_field(syn=True)
+        self.sender.syn_ack_sent_statelessly()
 
     def _send_syn_ack(self, transmission, now):
         self._emit(transmission.seq, SYN | ACK, now, syn_options=True)

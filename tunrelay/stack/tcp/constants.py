@@ -138,8 +138,12 @@ MAX_TIME_WAIT_CONNECTIONS = 4096
 # --- listener queues (RFC 9293 §3.10.7.2, RFC 4987) -----------------------------------
 DEFAULT_BACKLOG = 128
 MAX_ACCEPT_BACKLOG = 1024
-# Half-open connections per listener; the oldest is evicted past this (see listener.py).
+# Half-open connections per listener; past this SYNs are answered with SYN cookies
+# (listener.py, syncookie.py).
 SYN_QUEUE_LIMIT = 256
+# Like Linux's TCP_SYNCOOKIE_VALID: ACKs are only checked as cookies for this long after a
+# listener last sent one; otherwise an ACK to a listener is simply reset.
+SYN_COOKIE_VALIDITY = 120.0
 
 # --- RFC 6528 initial sequence numbers -------------------------------------------------
 ISN_CLOCK_HZ = 250_000      # RFC 6528 §3: M is a timer that ticks every 4 microseconds

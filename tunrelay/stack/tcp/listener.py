@@ -1,17 +1,15 @@
 """A listening port: the bounded SYN (half-open) queue and the bounded accept queue.
 
-RFC 9293 §3.10.7.2 (LISTEN) creates a SYN-RECEIVED connection for each SYN. RFC 4987
-lists the defences against SYN floods; we use a bounded half-open table per listener
-(SYN_QUEUE_LIMIT) that evicts the oldest entry when full, not SYN cookies, because:
-
-* memory stays bounded: at most SYN_QUEUE_LIMIT small SYN-RECEIVED entries (no buffers
-  are allocated until data flows) per listener, however fast SYNs arrive;
-* a legitimate client only loses its half-open entry when SYN_QUEUE_LIMIT newer SYNs
-  arrive within its round-trip time; the responder sits at the end of a tun link whose
-  RTT is sub-millisecond, and a flooder has to be an authenticated relay peer;
-* cookies cannot carry the window scale and exact MSS without timestamps (which this
-  stack does not negotiate), so every cookie connection would run with a 64 KiB window
-  and a quantised MSS, and they complicate retransmission of the SYN-ACK.
+RFC 9293 §3.10.7.2 (LISTEN) creates a SYN-RECEIVED connection for each SYN, up to
+SYN_QUEUE_LIMIT half-open connections per listener. Past that, as Linux does with
+net.ipv4.tcp_syncookies=1, a SYN is answered with a SYN cookie (RFC 4987 §3.6,
+syncookie.py) and nothing is kept: memory stays bounded however fast SYNs arrive, no
+half-open entry is ever evicted, and a legitimate client whose SYN found the queue full
+still connects when its ACK returns the cookie (``cookie_sent`` remembers when, so that
+ACKs are checked as cookies only for SYN_COOKIE_VALIDITY after the last one). What a cookie
+connection loses: its SYN-ACK is not retransmitted (the client's SYN retransmission asks
+again), its MSS is rounded down to a table entry, and window scaling and SACK survive only
+if the SYN offered timestamps.
 
 The accept queue holds connections that completed the handshake but whose
 ``ConnectionAccepted`` event the owner has not yet popped; it is bounded by the backlog
@@ -22,7 +20,8 @@ tries again later), which is Linux's behaviour and keeps a slow owner from being
 
 from collections import OrderedDict
 
-from tunrelay.stack.tcp.constants import MAX_ACCEPT_BACKLOG, SYN_QUEUE_LIMIT
+from tunrelay.stack.tcp.constants import (
+    MAX_ACCEPT_BACKLOG, SYN_COOKIE_VALIDITY, SYN_QUEUE_LIMIT)
 
 __all__ = ["Listener"]
 
@@ -37,6 +36,7 @@ class Listener:
         self.syn_queue_limit = syn_queue_limit
         self.syn_queue = OrderedDict()      # key -> connection in SYN-RECEIVED, oldest first
         self.accept_queue = OrderedDict()   # key -> established, not yet popped by the owner
+        self.cookie_sent = None             # when a SYN was last answered with a cookie
 
     def __repr__(self):
         return "<Listener :%d syn=%d accept=%d/%d>" % (
@@ -50,11 +50,15 @@ class Listener:
             self._stack._drop("accept_queue_full")
             return
         if len(self.syn_queue) >= self.syn_queue_limit:
-            _, oldest = self.syn_queue.popitem(last=False)
-            self._stack._drop("syn_queue_full")
-            self._stack._remove(oldest)
+            self.cookie_sent = now
+            self._stack._send_cookie(local_address, remote_address, syn, now)
+            return
         connection = self._stack._open(self, local_address, remote_address, syn, now)
         self.syn_queue[connection.key] = connection
+
+    def checks_cookies(self, now):
+        """Whether an ACK to this listener may be returning one of its SYN cookies."""
+        return self.cookie_sent is not None and now - self.cookie_sent <= SYN_COOKIE_VALIDITY
 
     def admit(self, connection):
         """Move a connection that completed its handshake to the accept queue, if it fits."""

@@ -186,6 +186,11 @@ class Sender:
         self._sent(self.iss, 1, now)
         return Transmission(self.iss, b"", True, False)
 
+    def syn_ack_sent_statelessly(self):
+        """Our SYN-ACK was a SYN cookie: it is in flight, but was never timed nor armed a
+        retransmission, since nothing was kept when it was sent (Karn: no RTT sample)."""
+        self.nxt = self.max = seq_add(self.iss, 1)
+
     def _segment_at(self, seq, limit):
         offset = seq_sub(seq, self.buffer_seq)
         payload = bytes(self.buffer[offset:offset + limit])

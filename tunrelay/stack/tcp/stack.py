@@ -34,20 +34,45 @@ A SYN for a 4-tuple in TIME-WAIT whose sequence number lies beyond the old conne
 RCV.NXT ends the TIME-WAIT early and opens a new connection (RFC 9293 §3.10.7.4 note on
 TIME-WAIT, RFC 6191 without timestamps); an older one gets a challenge ACK. The number of
 TIME-WAIT connections is bounded, oldest dropped first.
+
+SYN cookies (RFC 4987 §3.6, syncookie.py). A SYN that finds its listener's SYN queue full
+is answered with a cookie SYN-ACK and forgotten (``syn_cookies_sent``). For
+SYN_COOKIE_VALIDITY after that, an ACK to the listener that matches no connection is
+checked as a cookie: SEG.ACK - 1 must be one we could have made for that 4-tuple and
+SEG.SEQ - 1 within the last MAX_COOKIE_AGE minutes; if so the connection is rebuilt with the
+MSS, window scale and SACK the cookie carries, goes straight to ESTABLISHED and the segment
+is processed as if it had found it in SYN-RECEIVED (``syn_cookies_accepted``). A cookie
+that does not check out is dropped as ``syn_cookie_invalid`` and answered with a reset,
+as any other ACK to a listener. The cookie key is 32 random bytes per stack.
+
+Timers. Every connection's earliest deadline sits in one binary heap of entries
+(deadline, sequence, connection) with lazy deletion: a connection remembers its one live
+entry, and an entry that is no longer it (the deadline moved, or the connection went) is
+skipped when it reaches the top. The stack reschedules a connection after every call into
+it (a segment, a timer, an owner call), so ``next_deadline`` costs O(1) amortized and
+``poll`` visits only the connections that are due, in the order they were created, which
+is what the walk over every connection did. A frame therefore costs the same with one
+connection or ten thousand half-open ones (issue 15; bench/responder_halfopen.py).
 """
 
 import collections
+import heapq
+import itertools
+import os
 
 from tunrelay.stack.ratelimit import TokenBucket
 from tunrelay.stack.tcp import events
-from tunrelay.stack.tcp.connection import TIME_WAIT, TcpConnection
+from tunrelay.stack.tcp.connection import (
+    SYN_RECEIVED, TIME_WAIT, TcpConnection, timestamp_value)
 from tunrelay.stack.tcp.constants import (
     CHALLENGE_ACK_BURST, CHALLENGE_ACK_RATE, DEFAULT_BACKLOG, DEFAULT_LOCAL_MSS,
-    DEFAULT_SEND_MSS, DEFAULT_SEND_MSS_IPV6, IPV6_HEADER_EXTRA, MAX_MSS_OPTION,
-    MAX_TIME_WAIT_CONNECTIONS, MIN_SEND_MSS, RESET_BURST, RESET_RATE)
+    DEFAULT_SEND_MSS, DEFAULT_SEND_MSS_IPV6, IPV6_HEADER_EXTRA, LOCAL_WINDOW_SHIFT,
+    MAX_MSS_OPTION, MAX_TIME_WAIT_CONNECTIONS, MAX_WINDOW_FIELD, MIN_SEND_MSS,
+    RECEIVE_BUFFER_SIZE, RESET_BURST, RESET_RATE)
 from tunrelay.stack.tcp.isn import IsnGenerator
 from tunrelay.stack.tcp.listener import Listener
-from tunrelay.stack.tcp.seq import seq_add, seq_gt
+from tunrelay.stack.tcp.seq import seq_add, seq_gt, seq_sub
+from tunrelay.stack.tcp.syncookie import SynCookies, decode_timestamp, encode_timestamp
 from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
@@ -64,7 +89,7 @@ class TcpStack:
     """The TCP layer for the responder's addresses: one packed address, or a list of them
     (at most one IPv4 and one IPv6). ``mss`` is what we offer over IPv4."""
 
-    def __init__(self, address, isn_secret, mss=DEFAULT_LOCAL_MSS):
+    def __init__(self, address, isn_secret, mss=DEFAULT_LOCAL_MSS, cookie_secret=None):
         addresses = [address] if isinstance(address, (bytes, bytearray)) else list(address)
         lengths = sorted(len(item) for item in addresses)
         if lengths not in ([4], [16], [4, 16]):
@@ -75,9 +100,13 @@ class TcpStack:
         self.address = bytes(addresses[0])
         self.mss = mss
         self._isn = IsnGenerator(isn_secret)
+        self._cookies = SynCookies(cookie_secret if cookie_secret is not None else os.urandom(32))
         self._listeners = {}
         self._connections = {}
         self._time_wait = collections.OrderedDict()
+        self._timers = []                       # heap of (deadline, sequence, connection)
+        self._timer_sequence = itertools.count()
+        self._creation_order = itertools.count()
         self._outgoing = []
         self._events = []
         self._challenge_bucket = TokenBucket(CHALLENGE_ACK_RATE, CHALLENGE_ACK_BURST)
@@ -151,6 +180,7 @@ class TcpStack:
         if connection is not None:
             if not self._reopens_time_wait(connection, seg):
                 connection.segment_arrived(seg, now)
+                self._reschedule(connection)
                 return
             self.stats["time_wait_reopened"] += 1
             self._remove(connection)
@@ -160,6 +190,8 @@ class TcpStack:
         elif listener is None:
             self._drop("no_listener")
             self._reset_reply(destination, source, seg, now)
+        elif seg.has_ack and not seg.syn and listener.checks_cookies(now):
+            self._cookie_returned(listener, destination, source, seg, now)
         elif seg.has_ack:
             self._drop("ack_to_listener")
             self._reset_reply(destination, source, seg, now)
@@ -176,15 +208,45 @@ class TcpStack:
         return popped
 
     def poll(self, now):
-        for connection in list(self._connections.values()):
+        timers = self._timers
+        due = []
+        while timers and timers[0][0] <= now:
+            entry = heapq.heappop(timers)
+            connection = entry[2]
+            if entry is connection.timer_entry:
+                connection.timer_entry = None
+                due.append(connection)
+        due.sort(key=lambda connection: connection.creation_order)
+        for connection in due:
             deadline = connection.deadline()
             if deadline is not None and deadline <= now:
                 connection.poll(now)
+            self._reschedule(connection)
 
     def next_deadline(self):
-        deadlines = [d for d in (c.deadline() for c in self._connections.values())
-                     if d is not None]
-        return min(deadlines) if deadlines else None
+        timers = self._timers
+        while timers and timers[0] is not timers[0][2].timer_entry:
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
+    def _reschedule(self, connection):
+        """Give ``connection`` one live heap entry at its current deadline (or none)."""
+        live = self._connections.get(connection.key) is connection
+        deadline = connection.deadline() if live else None
+        entry = connection.timer_entry
+        if entry is not None and entry[0] == deadline:
+            return
+        if deadline is None:
+            connection.timer_entry = None
+            return
+        entry = (deadline, next(self._timer_sequence), connection)
+        connection.timer_entry = entry
+        heapq.heappush(self._timers, entry)
+        if len(self._timers) > 2 * len(self._connections) + 64:
+            # Stale entries outnumber live ones: rebuild, O(n) once per n pushes.
+            self._timers = [c.timer_entry for c in self._connections.values()
+                            if c.timer_entry is not None]
+            heapq.heapify(self._timers)
 
     # -- services for connections and listeners --------------------------------------------
     def _drop(self, reason):
@@ -203,9 +265,66 @@ class TcpStack:
                         now)
         connection = TcpConnection(self, listener, local_address, remote_address, syn, iss,
                                    self.local_mss(local_address), now)
-        self._connections[connection.key] = connection
+        self._add(connection)
         connection._send_syn_ack(connection.sender.syn_ack(now), now)
+        self._reschedule(connection)
         return connection
+
+    def _send_cookie(self, local_address, remote_address, syn, now):
+        """Answer ``syn`` with a SYN cookie and keep nothing (syncookie.py)."""
+        local_mss = self.local_mss(local_address)
+        peer_mss = syn.mss if syn.mss is not None else self.default_send_mss(local_address)
+        iss = self._cookies.make(local_address, syn.destination_port, remote_address,
+                                 syn.source_port, syn.seq, peer_mss, now)
+        timestamps = syn.timestamp is not None
+        timestamp = None
+        if timestamps:
+            # The connection's TSval offset will be its ISS, as for any other (connection.py).
+            tsval = encode_timestamp(timestamp_value(now, iss), syn.window_scale,
+                                     syn.sack_permitted)
+            timestamp = (tsval, syn.timestamp[0])
+        reply = TcpSegment(
+            syn.destination_port, syn.source_port, iss, seq_add(syn.seq, 1), SYN | ACK,
+            min(RECEIVE_BUFFER_SIZE, MAX_WINDOW_FIELD), mss=local_mss,
+            window_scale=LOCAL_WINDOW_SHIFT if timestamps and syn.window_scale is not None
+            else None,
+            sack_permitted=timestamps and syn.sack_permitted, timestamp=timestamp)
+        self.stats["syn_cookies_sent"] += 1
+        self._transmit(local_address, remote_address, reply)
+
+    def _cookie_returned(self, listener, local_address, remote_address, seg, now):
+        """An ACK that may carry one of our SYN cookies: rebuild its connection or drop it."""
+        irs, iss = seq_sub(seg.seq, 1), seq_sub(seg.ack, 1)
+        mss = self._cookies.check(local_address, seg.destination_port, remote_address,
+                                  seg.source_port, irs, iss, now)
+        if mss is None:
+            self._drop("syn_cookie_invalid")
+            self._reset_reply(local_address, remote_address, seg, now)
+            return
+        if listener.accept_queue_full():
+            self._drop("accept_queue_full")
+            return
+        window_scale, sack = (None, False)
+        if seg.timestamp is not None:
+            window_scale, sack = decode_timestamp(seg.timestamp[1])
+        syn = TcpSegment(seg.source_port, seg.destination_port, irs, 0, SYN, 0, mss=mss,
+                         window_scale=window_scale, sack_permitted=sack,
+                         timestamp=(seg.timestamp[0], 0) if seg.timestamp is not None else None)
+        connection = TcpConnection(self, listener, local_address, remote_address, syn, iss,
+                                   self.local_mss(local_address), now)
+        connection._syn_ack_sent_as_cookie()
+        self._add(connection)
+        self.stats["syn_cookies_accepted"] += 1
+        connection.segment_arrived(seg, now)
+        if connection.state == SYN_RECEIVED:
+            # Cannot happen with a valid cookie and room to accept; never keep a connection
+            # with no SYN-ACK timer of its own.
+            self._remove(connection)
+        self._reschedule(connection)
+
+    def _add(self, connection):
+        connection.creation_order = next(self._creation_order)
+        self._connections[connection.key] = connection
 
     def _remove(self, connection):
         if self._connections.get(connection.key) is connection:
@@ -213,6 +332,7 @@ class TcpStack:
         self._time_wait.pop(connection.key, None)
         connection.listener.forget(connection)
         connection._terminate()
+        connection.timer_entry = None           # its heap entry, if any, is now stale
 
     def _entered_time_wait(self, connection):
         self.stats["time_wait_entered"] += 1
