@@ -2,13 +2,11 @@
 namespaces (encrypted relays over UDP, tap and tun), the adjacency reaches Full, A learns a
 stub prefix behind B into its kernel table via tr0, and A pings an address in it."""
 
-import os
-import subprocess
-
 import pytest
 
 from .conftest import require_tool
-from .netns import read_log, wait_for
+from .netns import wait_for
+from .routers import Bird
 from .test_two_hosts import encrypted, relay_config
 
 STUB_PREFIX, STUB_ADDRESS = "203.0.113.0/24", "203.0.113.1"
@@ -16,7 +14,6 @@ ROUTER_IDS = {1: "192.0.2.1", 2: "192.0.2.2"}
 
 BIRD_CONFIG = """\
 router id {router_id};
-log "{log}" all;
 
 protocol device {{ scan time 1; }}
 
@@ -34,38 +31,9 @@ protocol ospf v2 ospf1 {{
 """
 
 
-class Bird:
-    """``bird -f`` in a namespace, with its own config, log and control socket in tmp."""
-
-    def __init__(self, host, directory, last, ospf_type, stub_interface=None):
-        self.host = host
-        self.socket = os.path.join(directory, "bird-%s.ctl" % host.name)
-        self.log_path = os.path.join(directory, "bird-%s.log" % host.name)
-        self.config_path = os.path.join(directory, "bird-%s.conf" % host.name)
-        stub = '        interface "%s" { stub yes; };\n' % stub_interface if stub_interface else ""
-        with open(self.config_path, "w") as stream:
-            stream.write(BIRD_CONFIG.format(router_id=ROUTER_IDS[last], log=self.log_path,
-                                            ospf_type=ospf_type, stub=stub))
-        host.exec("bird", "-p", "-c", self.config_path)  # parse only: a config error fails here, clearly
-        self.process = host.popen("bird", "-f", "-c", self.config_path, "-s", self.socket,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        wait_for(lambda: self._answers() or self.process.poll() is not None, 20,
-                 message="bird in %s to answer on %s" % (host.name, self.socket))
-        if self.process.poll() is not None:
-            raise AssertionError("bird in %s exited (%s):\n%s\n%s" % (
-                host.name, self.process.returncode, self.process.stdout.read().decode(), self.log()))
-
-    def birdc(self, *command):
-        return self.host.exec("birdc", "-s", self.socket, *command, check=False, timeout=10)
-
-    def _answers(self):
-        return os.path.exists(self.socket) and self.birdc("show", "status").returncode == 0
-
-    def neighbors(self):
-        return self.birdc("show", "ospf", "neighbors").stdout
-
-    def log(self):
-        return read_log(self.log_path)
+def start_bird(host, directory, last, ospf_type, stub_interface=None):
+    stub = '        interface "%s" { stub yes; };\n' % stub_interface if stub_interface else ""
+    return Bird(host, directory, BIRD_CONFIG.format(router_id=ROUTER_IDS[last], ospf_type=ospf_type, stub=stub))
 
 
 def ospf_relays(lab, mode):
@@ -96,22 +64,20 @@ def test_ospf_adjacency_learns_stub_prefix_through_the_tunnel(lab, mode):
     assert a.ip("route", "show", STUB_PREFIX).stdout.strip() == ""
 
     ospf_type = "ptp" if mode == "tun" else "broadcast"
-    bird_a = Bird(a, lab.directory, 1, ospf_type)
-    bird_b = Bird(b, lab.directory, 2, ospf_type, stub_interface="s0")
-
-    def full(bird, other_router_id):
-        rows = [line.split() for line in bird.neighbors().splitlines()]
-        return any(row[:1] == [other_router_id] and len(row) > 2 and row[2].startswith("Full/") for row in rows)
+    bird_a = start_bird(a, lab.directory, 1, ospf_type)
+    bird_b = start_bird(b, lab.directory, 2, ospf_type, stub_interface="s0")
 
     try:
-        wait_for(lambda: full(bird_a, ROUTER_IDS[2]) and full(bird_b, ROUTER_IDS[1]), 60,
+        wait_for(lambda: ROUTER_IDS[2] in bird_a.ospf_full_neighbours() and
+                 ROUTER_IDS[1] in bird_b.ospf_full_neighbours(), 60,
                  interval=0.5, message="OSPF adjacency to reach Full over tr0 (%s)" % mode)
         route = wait_for(lambda: a.ip("route", "show", STUB_PREFIX).stdout.strip(), 30, interval=0.2,
                          message="bird to install %s in A's kernel table" % STUB_PREFIX)
     except AssertionError as error:
         raise AssertionError("%s\nA neighbors:\n%s\nB neighbors:\n%s\nA bird log:\n%s\nB bird log:\n%s\n"
                              "relay A log:\n%s\nrelay B log:\n%s" % (
-                                 error, bird_a.neighbors(), bird_b.neighbors(), bird_a.log()[-3000:],
+                                 error, bird_a.birdc("show", "ospf", "neighbors").stdout,
+                                 bird_b.birdc("show", "ospf", "neighbors").stdout, bird_a.log()[-3000:],
                                  bird_b.log()[-3000:], relay_a.log()[-3000:], relay_b.log()[-3000:])) from None
     assert "dev tr0" in route and "proto bird" in route, route
     assert STUB_PREFIX in bird_a.birdc("show", "route", "protocol", "ospf1").stdout
