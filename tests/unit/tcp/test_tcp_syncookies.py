@@ -42,6 +42,9 @@ class TestCookie:
         assert cookies.check(*TUPLE, 1, cookie, T0 + 2 * COUNTER_PERIOD - 1) == 1460
         assert cookies.check(*TUPLE, 1, cookie, T0 + 2 * COUNTER_PERIOD) is None    # stale
         assert cookies.check(*TUPLE, 1, cookie, T0 + 300 * COUNTER_PERIOD) is None
+        # The count's eight bits in the cookie wrap every 256 periods; the hash does not.
+        for periods in (256, 257, 512):
+            assert cookies.check(*TUPLE, 1, cookie, T0 + (periods + 1) * COUNTER_PERIOD - 1) is None
         assert cookies.check(*TUPLE, 1, cookie, T0 - 1) is None                     # from the future
 
     def test_tampered_tuple_sequence_or_cookie_is_rejected(self):

@@ -242,8 +242,12 @@ class TcpStack:
         entry = (deadline, next(self._timer_sequence), connection)
         connection.timer_entry = entry
         heapq.heappush(self._timers, entry)
+        self._compact_timers()
+
+    def _compact_timers(self):
+        """Stale entries outnumber live ones: rebuild, O(n) once per n pushes or removals.
+        (A stale entry still holds its connection, buffers and all, until it is popped.)"""
         if len(self._timers) > 2 * len(self._connections) + 64:
-            # Stale entries outnumber live ones: rebuild, O(n) once per n pushes.
             self._timers = [c.timer_entry for c in self._connections.values()
                             if c.timer_entry is not None]
             heapq.heapify(self._timers)
@@ -333,6 +337,7 @@ class TcpStack:
         connection.listener.forget(connection)
         connection._terminate()
         connection.timer_entry = None           # its heap entry, if any, is now stale
+        self._compact_timers()                  # a mass close must not keep the dead alive
 
     def _entered_time_wait(self, connection):
         self.stats["time_wait_entered"] += 1

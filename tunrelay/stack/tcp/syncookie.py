@@ -9,13 +9,15 @@ The ISN (what Linux's secure_tcp_syn_cookie computes, with a different hash)::
     cookie = H(key, 4-tuple, 0) + SEG.SEQ + (count << 24)
              + ((H(key, 4-tuple, count) + mss_index) mod 2^24)        (all mod 2^32)
 
-``count`` is the injected clock in minutes (COUNTER_PERIOD), eight bits wide; a cookie is
-valid while the current count is at most MAX_COOKIE_AGE - 1 ahead of its own, so one to
+``count`` is the injected clock in minutes (COUNTER_PERIOD): its low eight bits travel in
+the cookie, the whole of it goes into the hash (so an old cookie never comes back to life
+when the eight bits wrap); a cookie is valid while the current count is at most MAX_COOKIE_AGE - 1 ahead of its own, so one to
 two minutes. ``mss_index`` picks the largest entry of a four-entry table (Linux's
 ``msstab``, one per family) that does not exceed the peer's MSS. Checking reverses the
 sum: strip the first hash and SEG.SEQ - 1, read the count from the top byte, strip the
 second hash for that count and what is left must be a valid table index. A forged ACK
-thus passes with probability about 4 * MAX_COOKIE_AGE / 2^24. As in Linux, SEG.SEQ is only
+thus passes with probability about MAX_COOKIE_AGE / 256 * 4 / 2^24 (about 2^-29): the top
+byte is hidden behind the first hash too. As in Linux, SEG.SEQ is only
 added in, not authenticated: an ACK whose sequence number is off by less than the table
 size decodes to another table MSS, which gains its sender nothing.
 
@@ -99,7 +101,10 @@ class SynCookies:
 
     @staticmethod
     def count(now):
-        return int(now // COUNTER_PERIOD) & COUNT_MASK
+        """The full minute counter. Only its low eight bits travel in the cookie, but the
+        hash takes all of it (as Linux's does): hashing the eight bits alone would make a
+        captured cookie valid again every 256 minutes."""
+        return int(now // COUNTER_PERIOD) & SEQ_MASK
 
     def make(self, local_address, local_port, remote_address, remote_port, their_isn, mss, now):
         """The cookie ISN for a SYN with ``their_isn`` and MSS ``mss`` (the value the
@@ -108,7 +113,7 @@ class SynCookies:
         identifier = self._identifier(local_address, local_port, remote_address, remote_port)
         count = self.count(now)
         data = (self._hash(identifier, count, 1) + _mss_index(table, mss)) & COOKIE_MASK
-        return (self._hash(identifier, 0, 0) + their_isn + (count << COOKIE_BITS) + data) & SEQ_MASK
+        return (self._hash(identifier, 0, 0) + their_isn + ((count & COUNT_MASK) << COOKIE_BITS) + data) & SEQ_MASK
 
     def check(self, local_address, local_port, remote_address, remote_port, their_isn, cookie,
               now):
@@ -121,7 +126,7 @@ class SynCookies:
         age = (count - (stripped >> COOKIE_BITS)) & COUNT_MASK
         if age >= MAX_COOKIE_AGE:
             return None
-        index = (stripped - self._hash(identifier, (count - age) & COUNT_MASK, 1)) & COOKIE_MASK
+        index = (stripped - self._hash(identifier, (count - age) & SEQ_MASK, 1)) & COOKIE_MASK
         return table[index] if index < len(table) else None
 
 
