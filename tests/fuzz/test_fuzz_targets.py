@@ -12,7 +12,8 @@ import textwrap
 
 import pytest
 
-from tests.fuzz.run import target_names
+from tests.fuzz.plant import PLANTED, planted_names
+from tests.fuzz.run import ROOT, target_names
 from tunrelay.wire.ipv4 import Ipv4Header
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.py")
@@ -63,3 +64,13 @@ def test_an_exception_outside_the_documented_rejections_fails_the_pass(tmp_path)
     assert "IndexError: planted" in result.stdout
     [crash] = workdir.glob("crash-*")
     assert Ipv4Header.parse(crash.read_bytes(), verify_checksum=False)[1][:2] == b"!?"
+
+
+@pytest.mark.parametrize("name", planted_names())
+def test_the_planted_bug_demo_still_applies(name):
+    """plant.py's demos stay repeatable: each planted bug is for a target and applies to today's
+    product code (when that code moves, regenerate the patch: see README.md, "Planted bugs")."""
+    assert name in target_names()
+    patch = os.path.join(PLANTED, name + ".patch")
+    result = subprocess.run(["git", "apply", "--check", patch], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -58,6 +58,16 @@ class FuzzInput:
         return self.take(self.remaining)
 
 
+def accepted(rejection, parse, *args):
+    """``parse(*args)`` where a refusal is a finding, not an answer: an oracle's own parse of
+    what the product emitted, or a second parser that must take what the first took. It
+    raises ``AssertionError`` for ``rejection``, which the target's REJECTIONS would hide."""
+    try:
+        return parse(*args)
+    except rejection as error:
+        raise AssertionError("%s refused what it must accept: %r" % (getattr(parse, "__qualname__", parse), error))
+
+
 def read_items(reader, chunks, error_type, max_items, line_slack=0, end=False):
     """The items a line reader yields for ``chunks`` fed one by one, up to the first fatal
     ``error_type`` or ``max_items``; after each chunk the reader must hold at most one line

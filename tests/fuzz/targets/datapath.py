@@ -9,15 +9,20 @@ then run a program carved from the input, step by step:
   bytes, behind a plain or a fuzzed virtio-net header. What A sends crosses to B as one
   batch after fuzzed damage: bit flips, truncation, duplicates, reordering, losses;
 - raw datagrams arrive at B from A's address or from a stranger;
+- A turns hostile (or buggy): it seals a plaintext of its own making with its session key,
+  a transport packet with fuzzed bytes overwritten (lengths, IHL, version) or raw bytes,
+  so that B's checks after decryption (IP length, padding, allowed IPs) meet what only an
+  authenticated peer can send;
 - the clock moves (rekeying, session expiry, keepalives run on it).
 
 Contract: nothing raises; bad input is a counted drop. Checks, on what B writes to its
 device: every packet comes from A's allowed IP (198.51.100.1); a plain write is exactly a
-packet A's device handed A, cut to its IP length (unless the input gave A a non-plain
-virtio-net header, which A may act on: cut a super-packet, fill in a checksum); a coalesced write (a GSO type in its
-virtio-net header) is an IPv4 TCP or UDP packet whose lengths agree with the write and
-whose segment size fits it; and B never writes more segments than A sealed packets, however
-often the network repeats a message (the replay window).
+packet A's device handed A (or hostile A sealed), cut to its IP length (unless the input
+gave A a non-plain virtio-net header, which A may act on: cut a super-packet, fill in a
+checksum); a coalesced write (a GSO type in its virtio-net header) is an IPv4 TCP or UDP
+packet whose lengths agree with the write and whose segment size fits it; and B never
+writes more segments than A sealed packets, however often the network repeats a message
+(the replay window).
 """
 
 import struct
@@ -103,6 +108,20 @@ def _device_batch(inp):
     return frames
 
 
+def _hostile_plaintext(inp):
+    """What an authenticated but hostile A seals itself: a transport packet with up to three
+    bytes overwritten, or raw bytes; padded to 16 as a sender pads, so that B sees exactly it."""
+    how = inp.u8()
+    if how & 3 == 3:
+        plaintext = bytearray(inp.sized(1500))
+    else:
+        plaintext = bytearray(_transport_packet(inp, how >> 7, inp.u32())[0])
+        for _ in range(how >> 2 & 3):
+            position = inp.u8() % len(plaintext)
+            plaintext[position] = inp.u8()
+    return bytes(plaintext) + bytes(-len(plaintext) % 16)
+
+
 def _damaged(inp, messages):
     """A's messages as the network hands them to B: flipped, cut, repeated, reordered, lost."""
     result = []
@@ -152,11 +171,24 @@ def fuzz_one(data):
     a, b = pair.a, pair.b
     handed = set()
     exact = True     # until A's device hands a frame behind a non-plain header, which A may cut up
+    hostile_seals = 0
     for _ in range(MAX_STEPS):
         if not inp.remaining:
             break
-        step = inp.u8() % 8
-        if step < 5:
+        choice = inp.u8()
+        step = choice % 8
+        if step == 6 and choice & 0x80:
+            keypair = a.peers["peer2"].wg.current
+            if keypair is None or not keypair.usable_for_sending(pair.clock.seconds()):
+                continue
+            plaintext = _hostile_plaintext(inp)
+            length = _ip_length(plaintext)
+            if length is not None and length <= len(plaintext):
+                handed.add(plaintext[:length])
+            hostile_seals += 1
+            message = b"".join(keypair.seal(plaintext))
+            b.datapath.received(pair.link_b, [(A_UNDERLAY, m) for m in _damaged(inp, [message])])
+        elif step < 5:
             frames = _device_batch(inp)
             for frame in frames:
                 exact = exact and not any(frame[:VNET_HEADER])
@@ -174,7 +206,7 @@ def fuzz_one(data):
         else:
             pair.clock.advance(inp.u16() % 400)
             pair.link_a.sent.clear()
-    sealed = a.peers["peer2"].counters.tx_packets
+    sealed = a.peers["peer2"].counters.tx_packets + hostile_seals
     written = 0
     for header, frame in b.device.writes:
         packet = frame[VNET_HEADER:]

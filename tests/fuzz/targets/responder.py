@@ -10,7 +10,9 @@ frames; IPv4 datagrams built from fuzz fields (checksum right unless corrupted o
 purpose); TCP segments that follow the connection (sequence and acknowledgement numbers
 are the responder's own, read from its output, plus a fuzzed offset) so that handshakes
 complete and data, FIN, RST, SACK and window probes reach established connections;
-fragment trains in fuzzed order with overlaps; ARP; Ethernet headers with odd addresses;
+trains of data segments with holes between them (what fills the out-of-order queue and
+the SACK blocks: loss, reordering, or a peer inflating that state); fragment trains in
+fuzzed order with overlaps; ARP; Ethernet headers with odd addresses;
 time steps that fire timers; and owner calls (send, close, abort, pause, resume).
 
 Checks: every frame the responder emits is well formed (Ethernet source our MAC in tap
@@ -81,6 +83,7 @@ class _Harness:
             tcp=self.stack, ip_id_start=0)
         self.now = 1000.0
         self.flows = {}
+        self.last_ports = self.last_end = None   # of the last tcp_segment, for tcp_train
         self.connections = []
         self.echo = bool(options & 8)
         if self.mode == "tap":
@@ -183,6 +186,7 @@ class _Harness:
         flow = self.flows.get((source_port, destination_port))
         if flow is None or flags & SYN:
             flow = self.flows[(source_port, destination_port)] = _Flow(inp.u32())
+        self.last_ports = (source_port, destination_port)
         offset = inp.u8()
         seq = (flow.peer_seq + (0 if offset < 0xC0 else (offset - 0xE0) * 100)) & 0xFFFFFFFF
         offset = inp.u8()
@@ -213,7 +217,26 @@ class _Harness:
                                  payload=payload).emit(PEER_IP, OUR_IP)
         if not flags & RST:
             flow.peer_seq = (seq + segment.seg_len) & 0xFFFFFFFF
+        self.last_end = (seq + segment.seg_len) & 0xFFFFFFFF
         return self.ipv4(PROTO_TCP, encoded)
+
+    def tcp_train(self):
+        """After ``tcp_segment``: up to seven data segments on its flow, each a fuzzed hole
+        past the end of the one before, with or without timestamps, in clean IPv4 packets.
+        One operation builds as many out-of-order ranges as seven would one by one."""
+        inp = self.inp
+        source_port, destination_port = self.last_ports
+        flow = self.flows[self.last_ports]
+        cursor = self.last_end
+        timestamps = inp.flag()
+        for _ in range(inp.u8() % 8):
+            cursor = (cursor + 1 + inp.u8()) & 0xFFFFFFFF
+            payload = bytes([inp.u8()]) * (1 + inp.u8())
+            options = {"timestamp": (inp.u32(), flow.ts_val)} if timestamps else {}
+            segment = TcpSegment(source_port, destination_port, cursor, flow.our_seq, PSH | ACK, 65535,
+                                 payload=payload, **options)
+            self.receive(self.link(Ipv4Header(PEER_IP, OUR_IP, PROTO_TCP).emit(segment.emit(PEER_IP, OUR_IP))))
+            cursor = (cursor + len(payload)) & 0xFFFFFFFF
 
     def fragments(self):
         inp = self.inp
@@ -290,7 +313,8 @@ def fuzz_one(data):
     for _ in range(MAX_OPERATIONS):
         if not inp.remaining:
             break
-        operation = inp.u8() % 8
+        choice = inp.u8()
+        operation = choice % 8
         if operation == 0:
             harness.receive(inp.sized(1600))
         elif operation == 1:
@@ -303,6 +327,8 @@ def fuzz_one(data):
             harness.receive(harness.link(harness.ipv4(protocol, payload)))
         elif operation == 2:
             harness.receive(harness.link(harness.tcp_segment()))
+            if choice & 0x80:
+                harness.tcp_train()
         elif operation == 3:
             for frame in harness.fragments():
                 harness.receive(frame)

@@ -12,6 +12,7 @@ from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.ip import route_key
 from tunrelay.wire.ipv4 import Ipv4Header, header_length_of, is_valid_source
 
+from ._input import accepted
 from ._packets import checked_or_not, same_but_checksum, with_ipv4_header_checksum
 
 REJECTIONS = (MalformedPacket,)
@@ -28,12 +29,12 @@ def fuzz_one(data):
     except MalformedPacket:
         route_key(buf)   # may accept (it checks no checksum) or raise MalformedPacket
         return
-    version, source, destination, trimmed = route_key(buf)
+    version, source, destination, trimmed = accepted(MalformedPacket, route_key, buf)
     assert version == 4
     assert source.to_bytes(4, "big") == header.source and destination.to_bytes(4, "big") == header.destination
     assert len(trimmed) == header.header_length + len(payload) == header_length_of(buf) + len(payload)
     is_valid_source(header.source)
     emitted = header.emit(payload)
-    assert Ipv4Header.parse(emitted) == (header, payload)
+    assert accepted(MalformedPacket, Ipv4Header.parse, emitted) == (header, payload)
     if verify and not buf[6] & 0x80:
         assert same_but_checksum(emitted, trimmed, 10), (emitted, trimmed)

@@ -12,6 +12,8 @@ from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.ip import route_key
 from tunrelay.wire.ipv6 import HEADER_LEN, Ipv6Header, upper_layer
 
+from ._input import accepted
+
 REJECTIONS = (MalformedPacket,)
 COVERS = ["tunrelay/wire/ipv6.py", "tunrelay/wire/ip.py"]
 MAX_LEN = 2048
@@ -26,7 +28,7 @@ def fuzz_one(data):
     except MalformedPacket:
         route_key(buf)
         return
-    version, source, destination, trimmed = route_key(buf)
+    version, source, destination, trimmed = accepted(MalformedPacket, route_key, buf)
     assert version == 6 and len(trimmed) == HEADER_LEN + len(payload)
     assert source.to_bytes(16, "big") == header.source
     assert destination.to_bytes(16, "big") == header.destination

@@ -12,6 +12,7 @@ from tunrelay.wire.checksum import pseudo_header_sum
 from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.tcp import FIN, SYN, PROTO_TCP, TcpSegment
 
+from ._input import accepted
 from ._packets import with_checksum, with_pseudo_header
 
 REJECTIONS = (MalformedPacket,)
@@ -32,4 +33,4 @@ def fuzz_one(data):
     except ValueError as error:
         assert "exceed 40 bytes" in str(error), error
         return
-    assert TcpSegment.parse(emitted, *addresses) == segment
+    assert accepted(MalformedPacket, TcpSegment.parse, emitted, *addresses) == segment

@@ -10,6 +10,7 @@ from tunrelay.wire.checksum import pseudo_header_sum
 from tunrelay.wire.errors import MalformedPacket
 from tunrelay.wire.udp import PROTO_UDP, UdpHeader
 
+from ._input import accepted
 from ._packets import with_checksum, with_pseudo_header
 
 REJECTIONS = (MalformedPacket,)
@@ -28,6 +29,6 @@ def fuzz_one(data):
     if source is None:
         source, destination = bytes(4), bytes(4)
     emitted = header.emit(payload, source, destination)
-    assert UdpHeader.parse(emitted, source, destination) == (header, payload)
+    assert accepted(MalformedPacket, UdpHeader.parse, emitted, source, destination) == (header, payload)
     if options & 4 and buf[6:8] != b"\x00\x00" and options % 3:
         assert emitted == buf[:8 + len(payload)]
