@@ -9,6 +9,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 
 from tunrelay.datapath.segment import complete_checksum, to_packets
+from tunrelay.wire.errors import MalformedPacket
 from tunrelay.datapath.vnet import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VnetHeader
 from tunrelay.wire.checksum import internet_checksum, ones_complement_sum
 
@@ -61,6 +62,20 @@ def test_partial_checksum_is_completed(version):
     done = complete_checksum(raw, header(F_NEEDS_CSUM, csum_start=ip_length, csum_offset=16))
     cls = IP if version == 4 else IPv6
     assert cls(done)[TCP].chksum == cls(bytes(base))[TCP].chksum
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_checksum_offsets_into_the_ip_header_are_refused(version):
+    # Found by the datapath fuzz target: offsets from a peer's virtio-net header pointing into
+    # the IP header rewrote its total length after the length had been checked.
+    base = (IP(src="198.51.100.1", dst="198.51.100.2") if version == 4
+            else IPv6(src="2001:db8::1", dst="2001:db8::2")) / TCP(sport=1, dport=2) / b"x"
+    raw, ip_length = partial(base, version)
+    for start, offset in ((0, 2), (ip_length - 4, 0), (ip_length - 1, 1)):
+        with pytest.raises(MalformedPacket, match="bad_vnet_checksum_offsets"):
+            complete_checksum(raw, header(F_NEEDS_CSUM, csum_start=start, csum_offset=offset))
+    with pytest.raises(MalformedPacket):
+        complete_checksum(b"", header(F_NEEDS_CSUM, csum_start=0, csum_offset=0))
 
 
 @settings(max_examples=40, deadline=None)

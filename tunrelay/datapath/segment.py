@@ -27,7 +27,13 @@ _PROTO_TCP = 6
 
 def complete_checksum(packet, header):
     """Finish a partial checksum: the field holds the pseudo-header sum; sum from csum_start to
-    the end and store the result."""
+    the end and store the result. The sum must start past the IP header: offsets pointing
+    into it (a peer's header is untrusted) would rewrite fields already checked, such as the
+    total length, behind the check's back."""
+    version = packet[0] >> 4 if len(packet) else 0
+    ip_header = (packet[0] & 0x0F) * 4 if version == 4 else 40 if version == 6 else None
+    if ip_header is None or header.csum_start < ip_header:
+        raise MalformedPacket("bad_vnet_checksum_offsets")
     return finish_checksum(packet, header.csum_start, header.csum_offset)
 
 
