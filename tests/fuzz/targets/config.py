@@ -18,7 +18,7 @@ from tunrelay.responder import services
 from tunrelay.config import ConfigError, RelayConfig, parse
 
 REJECTIONS = (ConfigError,)
-COVERS = ["tunrelay/config.py", "tunrelay/endpoints.py", "tunrelay/responder/services.py"]
+COVERS = ["tunrelay/config.py", "tunrelay/config_reader.py", "tunrelay/endpoints.py", "tunrelay/responder/services.py"]
 MAX_LEN = 640
 
 _PROBLEM = re.compile(r"fuzz\.yaml:\d+: [^\n]+\Z")

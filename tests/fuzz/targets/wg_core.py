@@ -51,11 +51,11 @@ def _remembered(function):
     """``function`` with its results remembered; exceptions are not, so they recur."""
     cached = functools.lru_cache(maxsize=16384)(function)
 
-    def call(*args):
+    def call(*args, **options):   # options: dh's and public_key's ``static``
         try:
-            return cached(*args)
+            return cached(*args, **options)
         except TypeError:   # an unhashable argument (a memoryview)
-            return function(*args)
+            return function(*args, **options)
 
     return call
 
