@@ -45,6 +45,11 @@ from .vnet import PLAIN_HEADER, VNET_HEADER
 __all__ = ["Datapath", "DEVICE_PORT", "RESPONDER_PORT"]
 
 
+def _link_local_group(version, destination):
+    """224.0.0.0/24 or ff02::/16 (the scope nibble 2, whatever the flags): never leaves its link."""
+    return destination >> 8 == 0xE00000 if version == 4 else destination >> 112 & 0xFF0F == 0xFF02
+
+
 class Datapath:
     log = Logger()
 
@@ -183,9 +188,7 @@ class Datapath:
         fresh device (IPv6 router solicitations and MLD reports to ff02::/16, anything to
         fe80::/10, IPv4 224.0.0.0/24) is counted without a warning: it is expected, and no
         route could take it (RFC 4291 §2.5.6, §2.7: link-local scope never leaves the link)."""
-        if version == 6 and (destination >> 112 & 0xFF0F == 0xFF02 or destination >> 118 == 0x3FA):
-            self.drops.count("link_local_no_route")
-        elif version == 4 and destination >> 8 == 0xE00000:
+        if _link_local_group(version, destination) or (version == 6 and destination >> 118 == 0x3FA):
             self.drops.count("link_local_no_route")
         else:
             self.drops.drop("no_route", None)
@@ -201,8 +204,7 @@ class Datapath:
             # Link-local groups (224.0.0.0/24, ff02::/16: OSPF Hellos, BFD echo...) never leave
             # their link (RFC 5771 §4, RFC 4291 §2.7); a neighbour's Hello repeated to the other
             # neighbours would only be dropped there, its source not being theirs.
-            if not self.relay.forward_between_peers or (
-                    destination >> 8 == 0xE00000 if version == 4 else destination >> 112 & 0xFF0F == 0xFF02):
+            if not self.relay.forward_between_peers or _link_local_group(version, destination):
                 return
         elif not targets and ingress is DEVICE_PORT:
             self._unrouted(version, destination)
