@@ -254,19 +254,15 @@ class PeerReach(MultiService):
         endpoints = peer.config.endpoints
         old, new = endpoints[action.previous], endpoints[action.index]
         log_state_change("endpoint", peer.name, endpoint=str(new), reason=peer.endpoint_choice.reason)
-        if action.fresh:
-            # A failover: nothing more goes to the endpoint that stopped answering.
-            if old.transport == "tcp":
-                self._stop_client(peer, old)
-            elif old.transport == "udp":
-                resolved = self._resolved.pop(peer.name, None)
-                if resolved is not None:
-                    self.relay.path_closed(*resolved)
-        else:
-            # An answer: the fallbacks and the probes of what is now second best can go.
-            for endpoint in endpoints[action.index + 1:]:
-                if endpoint.transport == "tcp":
-                    self._stop_client(peer, endpoint)
+        # A failover: nothing more goes to the endpoint that stopped answering. (After an
+        # answer, the fallbacks' clients go in _check_choice's reconciliation, like any
+        # client of an endpoint worse than the one in use.)
+        if action.fresh and old.transport == "tcp":
+            self._stop_client(peer, old)
+        elif action.fresh and old.transport == "udp":
+            resolved = self._resolved.pop(peer.name, None)
+            if resolved is not None:
+                self.relay.path_closed(*resolved)
         if new.transport == "tcp":
             self._start_client(peer, new)   # its connection handshakes afresh when it is made
         else:
